@@ -1,0 +1,94 @@
+"""Object keypoint similarity, OKS-based pose NMS and box IoU."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from posecore.skeleton import COCO_SIGMAS
+
+F64 = npt.NDArray[np.float64]
+
+
+def box_iou(a_xyxy: npt.ArrayLike, b_xyxy: npt.ArrayLike) -> F64:
+    """IoU matrix (N, M) between boxes a (N, 4) and b (M, 4), xyxy."""
+    a = np.asarray(a_xyxy, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b_xyxy, dtype=np.float64).reshape(-1, 4)
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
+    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+
+
+def oks(
+    pose: npt.ArrayLike,
+    others: npt.ArrayLike,
+    area: float,
+    sigmas: npt.ArrayLike = COCO_SIGMAS,
+    visible: npt.ArrayLike | None = None,
+) -> F64:
+    """OKS (M,) of ``pose`` (K, 2+) taken as reference against ``others`` (M, K, 2+).
+
+    ``area`` is the reference object's area in pixels² (COCO's s²); ``visible`` (K,) bool
+    selects the reference keypoints that count (default: all). COCO formula:
+    mean over counted k of exp(-d² / (2 s² (2σ_k)²)).
+    """
+    p = np.asarray(pose, dtype=np.float64)[..., :2]
+    o = np.asarray(others, dtype=np.float64)[..., :2].reshape(-1, p.shape[0], 2)
+    var = (2.0 * np.asarray(sigmas, dtype=np.float64)) ** 2
+    vis = np.ones(p.shape[0], dtype=bool) if visible is None else np.asarray(visible, dtype=bool)
+    if o.shape[0] == 0 or not vis.any():
+        return np.zeros(o.shape[0])
+    d2 = ((o - p[None]) ** 2).sum(axis=2)
+    e = d2 / (2.0 * max(area, 1e-6) * var[None, :])
+    return np.asarray(np.exp(-e)[:, vis].mean(axis=1), dtype=np.float64)
+
+
+def oks_matrix(
+    poses_a: npt.ArrayLike,
+    poses_b: npt.ArrayLike,
+    areas_a: npt.ArrayLike,
+    sigmas: npt.ArrayLike = COCO_SIGMAS,
+    min_score: float = 0.0,
+) -> F64:
+    """OKS (N, M) of each pose in a (N, K, 3) as reference against every pose in b (M, K, 3).
+
+    Keypoints of ``a`` with score <= min_score do not count.
+    """
+    a = np.asarray(poses_a, dtype=np.float64)
+    b = np.asarray(poses_b, dtype=np.float64)
+    ar = np.asarray(areas_a, dtype=np.float64).reshape(-1)
+    out = np.zeros((len(a), len(b)))
+    for i in range(len(a)):
+        out[i] = oks(a[i], b, float(ar[i]), sigmas, a[i, :, 2] > min_score)
+    return out
+
+
+def pose_nms(
+    keypoints: npt.ArrayLike,
+    scores: npt.ArrayLike,
+    areas: npt.ArrayLike,
+    threshold: float = 0.7,
+    sigmas: npt.ArrayLike = COCO_SIGMAS,
+) -> npt.NDArray[np.int64]:
+    """Greedy OKS NMS. Returns kept indices (highest score first).
+
+    keypoints (N, K, 3), scores (N,), areas (N,) in pixels².
+    """
+    kp = np.asarray(keypoints, dtype=np.float64)
+    sc = np.asarray(scores, dtype=np.float64).reshape(-1)
+    ar = np.asarray(areas, dtype=np.float64).reshape(-1)
+    order = np.argsort(-sc, kind="stable")
+    keep: list[int] = []
+    while order.size:
+        i = int(order[0])
+        keep.append(i)
+        rest = order[1:]
+        if rest.size == 0:
+            break
+        sim = oks(kp[i], kp[rest], float(ar[i]), sigmas)
+        order = rest[sim <= threshold]
+    return np.asarray(keep, dtype=np.int64)

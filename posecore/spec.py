@@ -1,0 +1,89 @@
+"""Model spec: what a pose ONNX file must say about itself, round-tripped through its metadata."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from posecore.skeleton import COCO_FLIP_PAIRS, COCO_KEYPOINTS, COCO_LIMBS
+
+SPEC_KEY = "okpose.spec"
+SPEC_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything the service needs to pre- and post-process a top-down heatmap model.
+
+    input_wh: network input (width, height) in pixels; mean/std: per-channel on 0-255 RGB;
+    heatmap_stride: input pixels per heatmap pixel; padding: box enlargement before cropping.
+    """
+
+    name: str
+    version: str
+    input_wh: tuple[int, int] = (192, 256)
+    mean: tuple[float, float, float] = (123.675, 116.28, 103.53)
+    std: tuple[float, float, float] = (58.395, 57.12, 57.375)
+    heatmap_stride: int = 4
+    padding: float = 1.25
+    color: str = "rgb"
+    keypoint_names: tuple[str, ...] = COCO_KEYPOINTS
+    limbs: tuple[tuple[int, int], ...] = COCO_LIMBS
+    flip_pairs: tuple[tuple[int, int], ...] = COCO_FLIP_PAIRS
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.color not in ("rgb", "bgr"):
+            raise ValueError(f"color must be 'rgb' or 'bgr', got {self.color!r}")
+        w, h = self.input_wh
+        if w <= 0 or h <= 0 or w % self.heatmap_stride or h % self.heatmap_stride:
+            raise ValueError(f"input_wh {self.input_wh} must be positive multiples of stride {self.heatmap_stride}")
+        k = len(self.keypoint_names)
+        for a, b in (*self.limbs, *self.flip_pairs):
+            if not (0 <= a < k and 0 <= b < k):
+                raise ValueError(f"limb/flip pair ({a}, {b}) out of range for {k} keypoints")
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise ValueError("mean and std need 3 values, std > 0")
+
+    @property
+    def num_keypoints(self) -> int:
+        return len(self.keypoint_names)
+
+    @property
+    def heatmap_wh(self) -> tuple[int, int]:
+        return self.input_wh[0] // self.heatmap_stride, self.input_wh[1] // self.heatmap_stride
+
+    def to_metadata(self) -> dict[str, str]:
+        """Flat str->str dict for ONNX ``metadata_props``."""
+        d = asdict(self)
+        return {
+            SPEC_KEY: json.dumps({"format": SPEC_FORMAT, **d}, sort_keys=True),
+            "name": self.name,
+            "version": self.version,
+        }
+
+    @classmethod
+    def from_metadata(cls, meta: dict[str, str]) -> ModelSpec:
+        if SPEC_KEY not in meta:
+            raise ValueError(
+                f"model metadata has no {SPEC_KEY!r} entry (was it exported by `python -m trainer export`?)"
+            )
+        raw: dict[str, Any] = json.loads(meta[SPEC_KEY])
+        fmt = raw.pop("format", None)
+        if fmt != SPEC_FORMAT:
+            raise ValueError(f"unsupported spec format {fmt!r}, expected {SPEC_FORMAT}")
+        return cls(
+            name=str(raw["name"]),
+            version=str(raw["version"]),
+            input_wh=(int(raw["input_wh"][0]), int(raw["input_wh"][1])),
+            mean=tuple(float(v) for v in raw["mean"]),  # type: ignore[arg-type]
+            std=tuple(float(v) for v in raw["std"]),  # type: ignore[arg-type]
+            heatmap_stride=int(raw["heatmap_stride"]),
+            padding=float(raw["padding"]),
+            color=str(raw["color"]),
+            keypoint_names=tuple(str(n) for n in raw["keypoint_names"]),
+            limbs=tuple((int(a), int(b)) for a, b in raw["limbs"]),
+            flip_pairs=tuple((int(a), int(b)) for a, b in raw["flip_pairs"]),
+            extra={str(k): str(v) for k, v in raw.get("extra", {}).items()},
+        )

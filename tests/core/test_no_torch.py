@@ -1,0 +1,13 @@
+import subprocess
+import sys
+
+
+def test_core_and_service_never_import_torch():
+    code = (
+        "import sys; import posecore.geometry, posecore.heatmaps, posecore.oks, posecore.topdown, posecore.spec;"
+        "import service.app, service.pipeline;"
+        "bad = [m for m in ('torch', 'torchvision', 'ultralytics') if m in sys.modules];"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr

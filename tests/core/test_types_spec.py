@@ -1,0 +1,46 @@
+import numpy as np
+import pytest
+
+from posecore.spec import SPEC_KEY, ModelSpec
+from posecore.types import Detections, Poses, TrackedPoses
+
+
+def test_spec_roundtrips_through_metadata():
+    spec = ModelSpec(name="s", version="1.2", input_wh=(128, 160), mean=(1, 2, 3), std=(4, 5, 6), extra={"a": "b"})
+    meta = spec.to_metadata()
+    assert all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items())
+    assert ModelSpec.from_metadata(meta) == spec
+    assert spec.heatmap_wh == (32, 40)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"input_wh": (190, 256)},
+        {"color": "yuv"},
+        {"limbs": ((0, 17),)},
+        {"std": (1.0, 0.0, 1.0)},
+    ],
+)
+def test_spec_rejects_bad_values(kwargs):
+    with pytest.raises(ValueError):
+        ModelSpec(name="x", version="0", **kwargs)
+
+
+def test_spec_missing_metadata_is_clear():
+    with pytest.raises(ValueError, match=SPEC_KEY):
+        ModelSpec.from_metadata({"name": "x"})
+
+
+def test_result_objects_check_shapes():
+    assert len(Detections.empty()) == 0 and len(Poses.empty()) == 0
+    with pytest.raises(ValueError):
+        Detections(np.zeros((2, 4)), np.zeros(3))
+    with pytest.raises(ValueError):
+        Poses(np.zeros((2, 17, 2)), np.zeros((2, 4)), np.zeros(2))
+    p = Poses(np.zeros((2, 17, 3)), np.zeros((2, 4)), np.ones(2))
+    assert len(p.subset([1])) == 1
+    with pytest.raises(ValueError):
+        TrackedPoses(p, np.array([1]))
+    with pytest.raises(ValueError):
+        p.keypoints[0, 0, 0] = 1.0  # frozen: arrays are read-only
