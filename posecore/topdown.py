@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from posecore.geometry import apply_affine, invert_affine
+from posecore.geometry import apply_affine, box_to_center_size, crop_batch, invert_affine
 from posecore.heatmaps import decode, heatmap_to_input
 from posecore.spec import ModelSpec
 
@@ -34,4 +34,14 @@ def heatmaps_to_image(
     crop_xy = heatmap_to_input(coords, spec.heatmap_stride)
     inv = np.stack([invert_affine(m) for m in mats]) if len(mats) else np.zeros((0, 2, 3))
     img_xy = apply_affine(crop_xy, inv) if len(mats) else crop_xy
-    return np.concatenate([img_xy, scores[..., None]], axis=2).astype(np.float32)
+    # heatmap peaks can overshoot 1 slightly; a keypoint score is a confidence in [0, 1]
+    return np.concatenate([img_xy, np.clip(scores, 0.0, 1.0)[..., None]], axis=2).astype(np.float32)
+
+
+def prepare_crops(
+    image_bgr: npt.NDArray[np.uint8], boxes_xyxy: npt.ArrayLike, spec: ModelSpec
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.float64]]:
+    """Person boxes (N, 4) -> aspect-fixed, padded crops (N, H, W, 3) and image->crop matrices (N, 2, 3)."""
+    w, h = spec.input_wh
+    centers, sizes = box_to_center_size(boxes_xyxy, aspect_wh=w / h, padding=spec.padding)
+    return crop_batch(image_bgr, centers, sizes, spec.input_wh)

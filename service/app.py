@@ -1,0 +1,55 @@
+"""App factory: models load in the lifespan (failing loudly), routes stay thin."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from service import routes_http, routes_ws
+from service.engine import Engine
+from service.settings import Settings
+
+STATIC = Path(__file__).parent / "static"
+log = logging.getLogger("service")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.engine = Engine.load(settings)
+        log.info("ready on %s:%d", settings.host, settings.port)
+        try:
+            yield
+        finally:
+            app.state.engine.close()
+            app.state.engine = None
+
+    app = FastAPI(
+        title="okpose",
+        version="0.1.0",
+        description="Real-time multi-person pose estimation and tracking (OKDHP student + PoseFlow).",
+        lifespan=lifespan,
+    )
+    app.state.engine = None
+    app.add_middleware(
+        CORSMiddleware, allow_origins=settings.origins, allow_methods=["GET", "POST"], allow_headers=["*"]
+    )
+    app.include_router(routes_http.router)
+    app.include_router(routes_ws.router)
+    if STATIC.is_dir():
+        app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+        @app.get("/", include_in_schema=False)
+        async def index() -> FileResponse:
+            return FileResponse(STATIC / "index.html")
+
+    return app

@@ -1,0 +1,137 @@
+"""Person detectors behind one interface: YOLO ONNX (fast path), Ultralytics in-process (optional),
+and OpenCV's HOG people detector (offline fallback, no download)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from posecore.types import Detections
+from service.runtime import ModelLoadError, open_session
+from service.settings import Settings
+
+log = logging.getLogger("service.detector")
+Image = npt.NDArray[np.uint8]
+
+
+class Detector(Protocol):
+    name: str
+
+    def __call__(self, image_bgr: Image) -> Detections: ...
+
+
+def nms_xyxy(boxes: npt.NDArray[np.float32], scores: npt.NDArray[np.float32], iou: float) -> npt.NDArray[np.int64]:
+    if len(boxes) == 0:
+        return np.zeros(0, np.int64)
+    xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)
+    keep = cv2.dnn.NMSBoxes(xywh.tolist(), scores.tolist(), 0.0, iou)
+    return np.asarray(keep, dtype=np.int64).reshape(-1)
+
+
+class YoloOnnxDetector:
+    """Ultralytics YOLO (v8/11) exported to ONNX: output (1, 4 + classes, anchors); class 0 = person."""
+
+    def __init__(self, path: str | Path, input_size: int, score: float, providers: str, threads: int):
+        self.session = open_session(path, providers, threads)
+        inp = self.session.get_inputs()[0]
+        shape = inp.shape
+        self.size = shape[2] if isinstance(shape[2], int) else input_size
+        self.input_name, self.score, self.iou = inp.name, score, 0.5
+        self.name = f"yolo-onnx:{Path(path).name}@{self.size}"
+
+    def __call__(self, image_bgr: Image) -> Detections:
+        h, w = image_bgr.shape[:2]
+        r = self.size / max(h, w)
+        nh, nw = round(h * r), round(w * r)
+        canvas = np.full((self.size, self.size, 3), 114, np.uint8)
+        canvas[:nh, :nw] = cv2.resize(image_bgr, (nw, nh), interpolation=cv2.INTER_LINEAR)
+        x = canvas[None, :, :, ::-1].transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+        out = self.session.run(None, {self.input_name: np.ascontiguousarray(x)})[0][0]  # (4 + C, A)
+        person = out[4]
+        sel = person > self.score
+        if not sel.any():
+            return Detections.empty()
+        cx, cy, bw, bh = out[:4, sel]
+        boxes = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1) / r
+        scores = person[sel].astype(np.float32)
+        keep = nms_xyxy(boxes.astype(np.float32), scores, self.iou)
+        boxes = boxes[keep].clip(0, [w, h, w, h])
+        return Detections(boxes.astype(np.float32), scores[keep])
+
+
+class UltralyticsDetector:
+    """Ultralytics in-process (``detect`` extra). Never downloads: the weights path must exist."""
+
+    def __init__(self, weights: str, score: float):
+        if not Path(weights).is_file():
+            raise ModelLoadError(f"Ultralytics weights not found: {weights}")
+        from ultralytics import YOLO
+
+        self.model = YOLO(weights)
+        self.score = score
+        self.name = f"ultralytics:{Path(weights).name}"
+
+    def __call__(self, image_bgr: Image) -> Detections:
+        res = self.model.predict(image_bgr, classes=[0], conf=self.score, verbose=False)[0]
+        b = res.boxes
+        return Detections(b.xyxy.cpu().numpy().astype(np.float32), b.conf.cpu().numpy().astype(np.float32))
+
+
+class HogDetector:
+    """OpenCV's built-in HOG + linear SVM people detector: no weights to download.
+
+    Slow and upright-only, so it runs on a downscaled frame; its 64x128 window has a margin
+    around the person, which ``shrink`` removes so the pose crop matches a detector-tight box.
+    """
+
+    name = "hog (offline fallback)"
+
+    def __init__(self, score: float = 0.3, max_side: int = 480, shrink: tuple[float, float] = (0.75, 0.9)):
+        self.hog = cv2.HOGDescriptor()
+        self.hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())  # type: ignore[attr-defined]
+        self.score, self.max_side, self.shrink = score, max_side, shrink
+
+    def __call__(self, image_bgr: Image) -> Detections:
+        h, w = image_bgr.shape[:2]
+        r = min(1.0, self.max_side / max(h, w))
+        small = cv2.resize(image_bgr, (round(w * r), round(h * r))) if r < 1 else image_bgr
+        if min(small.shape[:2]) < 128:
+            return Detections.empty()
+        rects, weights = self.hog.detectMultiScale(small, winStride=(8, 8), padding=(8, 8), scale=1.05)
+        if len(rects) == 0:
+            return Detections.empty()
+        rects = np.asarray(rects, np.float32) / r
+        # SVM margins (~0..3) squashed to (0, 1) so thresholds read like probabilities
+        scores = (1.0 / (1.0 + np.exp(-2.0 * np.asarray(weights, np.float32).reshape(-1)))).astype(np.float32)
+        cx, cy = rects[:, 0] + rects[:, 2] / 2, rects[:, 1] + rects[:, 3] / 2
+        bw, bh = rects[:, 2] * self.shrink[0], rects[:, 3] * self.shrink[1]
+        boxes = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1)
+        sel = scores >= self.score
+        boxes, scores = boxes[sel], scores[sel]
+        keep = nms_xyxy(boxes, scores, 0.4)
+        return Detections(boxes[keep].clip(0, [w, h, w, h]), scores[keep])
+
+
+def build_detector(s: Settings) -> Detector:
+    """The configured backend; ``auto`` falls back to HOG (logged) when no weights are present."""
+    path = s.detector_model
+    if s.detector in ("yolo-onnx", "auto") and path.endswith(".onnx"):
+        if Path(path).is_file():
+            return YoloOnnxDetector(path, s.detector_input, s.detector_score, s.providers, s.threads)
+        if s.detector == "yolo-onnx":
+            raise ModelLoadError(f"detector model not found: {path}")
+    if s.detector in ("ultralytics", "auto") and path.endswith(".pt"):
+        try:
+            return UltralyticsDetector(path, s.detector_score)
+        except (ImportError, ModelLoadError) as e:
+            if s.detector == "ultralytics":
+                raise ModelLoadError(f"Ultralytics detector unavailable: {e}") from e
+            log.warning("Ultralytics detector unavailable (%s); using the HOG fallback", e)
+    if s.detector == "auto":
+        log.warning("no detector weights at %s: using the offline HOG fallback (slower, less accurate)", path)
+    return HogDetector(score=min(s.detector_score, 0.5), max_side=s.hog_max_side)

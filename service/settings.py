@@ -1,0 +1,55 @@
+"""Service settings from environment variables (prefix ``POSE_``); invalid values fail at startup."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_POSE_MODEL = REPO_ROOT / "models" / "okdhp-litehg-w32.onnx"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="POSE_", env_file=None, extra="ignore")
+
+    host: str = "0.0.0.0"
+    port: int = Field(8000, ge=1, le=65535)
+    log_level: str = "info"
+
+    pose_model: Path = DEFAULT_POSE_MODEL
+    # detector: auto = YOLO ONNX if detector_model exists, else Ultralytics if installed and a .pt is
+    # given, else the offline HOG fallback
+    detector: Literal["auto", "yolo-onnx", "ultralytics", "hog"] = "auto"
+    detector_model: str = str(REPO_ROOT / "models" / "yolo11n.onnx")  # path (or URL for Ultralytics)
+    detector_input: int = Field(320, ge=64, le=1920)
+    detector_score: float = Field(0.35, ge=0.0, le=1.0)
+    hog_max_side: int = Field(480, ge=128, le=4096)
+    providers: str = "auto"  # auto | comma list, e.g. "CUDAExecutionProvider,CPUExecutionProvider"
+    threads: int = Field(2, ge=0, le=256)  # ONNX Runtime intra-op threads per session (0 = ORT default)
+    workers: int = Field(2, ge=1, le=64)  # frames processed concurrently (thread pool)
+
+    detect_interval: int = Field(3, ge=1, le=300)  # run the detector every k frames on streams
+    keypoint_threshold: float = Field(0.2, ge=0.0, le=1.0)
+    pose_score_threshold: float = Field(0.3, ge=0.0, le=1.0)
+    max_persons: int = Field(20, ge=1, le=200)
+    flip_test: bool = False
+
+    max_image_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    max_image_pixels: int = Field(4096 * 4096, ge=64 * 64)
+    max_fps: float = Field(60.0, gt=0)  # per stream; faster frames are dropped (and reported)
+    max_streams: int = Field(32, ge=1)
+    max_streams_per_client: int = Field(4, ge=1)
+    allowed_origins: str = "*"  # comma list for CORS and websocket Origin checks
+    api_key: SecretStr | None = None
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _empty_key_is_none(cls, v: object) -> object:
+        return None if v in ("", None) else v
+
+    @property
+    def origins(self) -> list[str]:
+        return [o.strip() for o in self.allowed_origins.split(",") if o.strip()]

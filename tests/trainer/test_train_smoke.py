@@ -1,0 +1,92 @@
+"""End to end on real data (a few images): train 2 epochs, resume, evaluate, export, load in ORT, DDP."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from posecore.spec import ModelSpec
+from trainer.__main__ import main
+
+TINY = [
+    "data.max_train=8",
+    "data.max_val=4",
+    "data.input_wh=[48,64]",
+    "optim.batch_size=4",
+    "model.width=16",
+    "train.threads=1",
+    "optim.warmup_iters=2",
+]
+
+
+def _args(root, out, name, *extra):
+    return [
+        "train",
+        "--config",
+        "trainer/configs/litehg_cmp.yaml",
+        f"data.root={root}",
+        f"train.out_dir={out}",
+        f"train.name={name}",
+        *TINY,
+        *extra,
+    ]
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory, data_root):
+    out = tmp_path_factory.mktemp("runs")
+    assert main(_args(data_root, out, "smoke", "optim.epochs=2")) == 0
+    return out / "smoke"
+
+
+def test_train_writes_metrics_log_and_checkpoints(smoke_run):
+    metrics = json.loads((smoke_run / "metrics.json").read_text())["metrics"]
+    assert set(metrics) == {"b0", "b1", "b2", "ensemble"}
+    assert all(0.0 <= m["AP"] <= 1.0 for m in metrics.values())
+    rows = (smoke_run / "log.csv").read_text().strip().splitlines()
+    assert len(rows) == 3 and "kl" in rows[0] and "mse_b0" in rows[0]
+    assert (smoke_run / "final.pt").exists() and (smoke_run / "last.pt").exists()
+
+
+def test_resume_continues_from_checkpoint(smoke_run, data_root):
+    out = smoke_run.parent
+    assert main(_args(data_root, out, "smoke", "optim.epochs=3", f"train.resume={smoke_run / 'last.pt'}")) == 0
+    rows = (smoke_run / "log.csv").read_text().strip().splitlines()
+    assert rows[-1].split(",")[0] == "2"  # only epoch index 2 was added
+
+
+def test_export_loads_in_onnxruntime_with_spec(smoke_run, tmp_path, capsys, data_root):
+    onnx_path = tmp_path / "student.onnx"
+    assert (
+        main(["export", "--checkpoint", str(smoke_run / "final.pt"), "--out", str(onnx_path), "--branch", "best"]) == 0
+    )
+    report = json.loads(capsys.readouterr().out)
+    assert report["max_abs_diff"] < 1e-4 and 0 <= report["branch"] < 3
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    spec = ModelSpec.from_metadata(sess.get_modelmeta().custom_metadata_map)
+    assert spec.input_wh == (48, 64) and spec.num_keypoints == 17 and spec.extra["branch"] == str(report["branch"])
+    out = sess.run(None, {"input": np.zeros((5, 3, 64, 48), np.float32)})[0]
+    assert out.shape == (5, 17, 16, 12)  # dynamic batch
+    assert main(["evaluate", "--onnx", str(onnx_path), f"data.root={data_root}", "data.max_val=4"]) == 0
+    assert "AP" in capsys.readouterr().out
+
+
+def test_ddp_two_processes_gloo(tmp_path, data_root):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--master_port=29533",
+        "-m",
+        "trainer",
+        *_args(data_root, tmp_path, "ddp", "optim.epochs=1"),
+    ]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (tmp_path / "ddp" / "final.pt").exists()

@@ -1,0 +1,24 @@
+"""Self-describing checkpoints: config + model spec + step + optimizer, so a model is rebuilt from the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def save_checkpoint(path: str | Path, **state: Any) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)  # atomic: a crash mid-save never leaves a truncated checkpoint
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    state: dict[str, Any] = torch.load(Path(path), map_location="cpu", weights_only=False)
+    for key in ("config", "spec", "model", "epoch", "step"):
+        if key not in state:
+            raise ValueError(f"{path} is not a trainer checkpoint (missing {key!r})")
+    return state

@@ -1,0 +1,58 @@
+"""``python -m trainer evaluate``: metrics for a checkpoint (every branch + ensemble) or one ONNX student."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from posecore.spec import ModelSpec
+from trainer.config import load_config
+from trainer.evaluate import evaluate
+
+
+def onnx_predictor(path: str, threads: int = 0):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = threads
+    sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    spec = ModelSpec.from_metadata(sess.get_modelmeta().custom_metadata_map)
+    name = sess.get_inputs()[0].name
+
+    def predict(x: np.ndarray) -> dict[str, np.ndarray]:
+        return {"onnx": sess.run(None, {name: x})[0]}
+
+    return predict, spec
+
+
+def run_evaluate(checkpoint: str | None, onnx_path: str | None, config: str | None, overrides: list[str], flip: bool):
+    from pathlib import Path
+
+    from trainer.loop import load_records
+
+    if bool(checkpoint) == bool(onnx_path):
+        raise SystemExit("pass exactly one of --checkpoint or --onnx")
+    if checkpoint:
+        from trainer.checkpoint import load_checkpoint
+        from trainer.export import rebuild
+        from trainer.loop import make_predictor
+
+        state = load_checkpoint(checkpoint)
+        model, cfg, spec = rebuild(state)
+        if overrides:  # e.g. data.max_val=20
+            from trainer.config import _build, _set_dotted, to_dict
+
+            raw = to_dict(cfg)
+            for item in overrides:
+                k, v = item.split("=", 1)
+                import yaml
+
+                _set_dotted(raw, k, yaml.safe_load(v))
+            cfg = _build(type(cfg), raw)
+        predict = make_predictor(model, "cpu")
+    else:
+        cfg = load_config(config, overrides)
+        predict, spec = onnx_predictor(onnx_path)  # type: ignore[arg-type]
+    records = load_records(cfg, "val")
+    ann = str(Path(cfg.data.root) / cfg.data.val_ann)
+    return evaluate(predict, records, spec, ann, cfg.data.format, flip)

@@ -1,0 +1,137 @@
+"""Experiment config: one dataclass per component, YAML files plus dotted ``key=value`` overrides.
+
+Unknown keys are errors; each component receives only its own sub-config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from trainer.augment import AugmentConfig
+from trainer.losses import LossConfig
+from trainer.models import ModelConfig
+
+
+@dataclass
+class DataConfig:
+    root: str = "../shared/data/realpose-lab"
+    train_ann: str = "annotations/person_keypoints_train.json"
+    val_ann: str = "annotations/person_keypoints_val.json"
+    images: str = "images"
+    format: str = "coco"  # coco | mpii
+    input_wh: list[int] = field(default_factory=lambda: [192, 256])
+    stride: int = 4
+    sigma: float = 2.0
+    padding: float = 1.25
+    min_keypoints: int = 1
+    max_train: int = 0  # 0 = all (CI smoke runs use a few)
+    max_val: int = 0
+    val_detections: str = ""  # optional COCO results json of person boxes; GT boxes otherwise
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 2.5e-4  # paper: Adam 2.5e-4 with step decay
+    weight_decay: float = 0.0
+    epochs: int = 140
+    milestones: list[float] = field(default_factory=lambda: [0.64, 0.86])  # fractions of training (90/140, 120/140)
+    gamma: float = 0.1
+    warmup_iters: int = 100
+    batch_size: int = 32
+
+
+@dataclass
+class TrainConfig:
+    name: str = "run"
+    mode: str = "okdhp"  # okdhp (FAU) | avg (plain averaging) | single (student alone)
+    seed: int = 0
+    out_dir: str = "runs"
+    workers: int = 0
+    threads: int = 0  # torch intra-op threads (0 = torch default)
+    eval_every: int = 0  # epochs (0 = only at the end)
+    flip_test: bool = True
+    deploy_branch: int = 0
+    device: str = "cpu"
+    resume: str = ""
+    max_minutes: float = 0.0  # wall-clock cap on training (0 = none); the schedule still follows `epochs`
+
+
+@dataclass
+class ExperimentConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ValueError(f"{key}: expected a mapping")
+        return _build(tp, value, key + ".")
+    if origin is list:
+        (inner,) = typing.get_args(tp)
+        if not isinstance(value, list | tuple):
+            raise ValueError(f"{key}: expected a list, got {value!r}")
+        return [_coerce(v, inner, key) for v in value]
+    if tp is bool:
+        if isinstance(value, str):
+            if value.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(f"{key}: expected a bool, got {value!r}")
+            return value.lower() in ("true", "1")
+        return bool(value)
+    if tp in (int, float, str):
+        try:
+            return tp(value)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{key}: cannot read {value!r} as {tp.__name__}") from e
+    return value
+
+
+def _build(cls: Any, raw: dict[str, Any], prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(raw) - names
+    if unknown:
+        raise ValueError(f"unknown config keys: {', '.join(prefix + k for k in sorted(unknown))}")
+    return cls(**{k: _coerce(v, hints[k], prefix + k) for k, v in raw.items()})
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = tree
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+    node[parts[-1]] = value
+
+
+def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
+    """Read a YAML experiment (or defaults) and apply ``section.key=value`` overrides (YAML values)."""
+    raw: dict[str, Any] = {}
+    if path:
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} is not key=value")
+        k, v = item.split("=", 1)
+        _set_dotted(raw, k.strip(), yaml.safe_load(v))
+    cfg: ExperimentConfig = _build(ExperimentConfig, raw)
+    if cfg.train.mode == "single":
+        cfg.model.num_branches = 1
+        cfg.model.branch_depths = cfg.model.branch_depths[:1]
+    if cfg.train.mode not in ("okdhp", "avg", "single"):
+        raise ValueError(f"train.mode must be okdhp | avg | single, got {cfg.train.mode!r}")
+    return cfg
+
+
+def to_dict(cfg: ExperimentConfig) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)

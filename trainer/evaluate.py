@@ -1,0 +1,120 @@
+"""Evaluation with the service's own decode: COCO OKS AP (pycocotools) or MPII PCKh@0.5,
+for every branch and the ensemble of a multi-branch model (or one ONNX student)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Callable
+
+import numpy as np
+
+from posecore.heatmaps import merge_flip
+from posecore.skeleton import COCO_KEYPOINTS, flip_index
+from posecore.spec import ModelSpec
+from posecore.topdown import heatmaps_to_image, normalize_crops, prepare_crops
+from trainer.data import ImageCache, PersonRecord
+
+# input (N, 3, H, W) float32 -> {output name: heatmaps (N, K, h, w)}
+Predictor = Callable[[np.ndarray], dict[str, np.ndarray]]
+
+
+def predict_records(
+    predict: Predictor, records: list[PersonRecord], spec: ModelSpec, flip_test: bool = True, batch: int = 32
+) -> dict[str, np.ndarray]:
+    """Keypoints (R, K, 3) in image pixels per output name, one row per record (GT or detected boxes)."""
+    cache = ImageCache()
+    perm = flip_index(spec.num_keypoints, spec.flip_pairs)
+    results: dict[str, list[np.ndarray]] = {}
+    for start in range(0, len(records), batch):
+        chunk = records[start : start + batch]
+        crops, mats = [], []
+        for r in chunk:
+            c, m = prepare_crops(cache.get(r.image_path), np.asarray([r.box_xyxy]), spec)
+            crops.append(c[0])
+            mats.append(m[0])
+        x = normalize_crops(np.stack(crops), spec)
+        outs = predict(x)
+        if flip_test:
+            outs_f = predict(np.ascontiguousarray(x[..., ::-1]))
+            outs = {k: merge_flip(v, outs_f[k], perm) for k, v in outs.items()}
+        for name, hm in outs.items():
+            results.setdefault(name, []).append(heatmaps_to_image(hm, np.stack(mats), spec))
+    return {k: np.concatenate(v) for k, v in results.items()}
+
+
+def instance_score(kps: np.ndarray, thr: float = 0.2) -> np.ndarray:
+    """Person score from keypoint confidences (mean of those above ``thr``); (R, K, 3) -> (R,)."""
+    s = kps[..., 2]
+    above = s > thr
+    return np.where(above.any(1), (s * above).sum(1) / np.maximum(above.sum(1), 1), 0.0)
+
+
+def coco_ap(ann_file: str, records: list[PersonRecord], keypoints: np.ndarray) -> dict[str, float]:
+    """COCO keypoint AP/AP50/AP75/AR for predictions (one per record) against ``ann_file``."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    scores = instance_score(keypoints)
+    dets = [
+        {"image_id": r.image_id, "category_id": 1, "keypoints": kp.reshape(-1).tolist(), "score": float(s)}
+        for r, kp, s in zip(records, keypoints, scores, strict=True)
+    ]
+    if not dets:
+        return {"AP": 0.0, "AP50": 0.0, "AP75": 0.0, "AR": 0.0}
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(ann_file)
+        dt = gt.loadRes(dets)
+        ev = COCOeval(gt, dt, "keypoints")
+        ev.params.imgIds = sorted({r.image_id for r in records})
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    s = ev.stats
+    return {"AP": float(s[0]), "AP50": float(s[1]), "AP75": float(s[2]), "AR": float(s[5])}
+
+
+def per_keypoint_error(records: list[PersonRecord], keypoints: np.ndarray) -> dict[str, float]:
+    """Mean error per joint over labelled joints, as a percentage of the box's sqrt(area)."""
+    names = COCO_KEYPOINTS if keypoints.shape[1] == 17 else tuple(f"j{i}" for i in range(keypoints.shape[1]))
+    errs: list[list[float]] = [[] for _ in names]
+    for r, kp in zip(records, keypoints, strict=True):
+        x1, y1, x2, y2 = r.box_xyxy
+        norm = max(np.sqrt((x2 - x1) * (y2 - y1)), 1.0)
+        for k in range(len(names)):
+            if r.keypoints[k, 2] > 0:
+                errs[k].append(float(np.linalg.norm(kp[k, :2] - r.keypoints[k, :2]) / norm * 100))
+    return {n: float(np.mean(e)) if e else float("nan") for n, e in zip(names, errs, strict=True)}
+
+
+def pckh(records: list[PersonRecord], keypoints: np.ndarray, thr: float = 0.5) -> float:
+    """MPII PCKh@thr: fraction of labelled joints within thr * head size (records need head_size)."""
+    hits, total = 0, 0
+    for r, kp in zip(records, keypoints, strict=True):
+        if r.head_size <= 0:
+            continue
+        vis = r.keypoints[:, 2] > 0
+        d = np.linalg.norm(kp[vis, :2] - r.keypoints[vis, :2], axis=1)
+        hits += int((d <= thr * r.head_size).sum())
+        total += int(vis.sum())
+    return hits / total if total else float("nan")
+
+
+def evaluate(
+    predict: Predictor,
+    records: list[PersonRecord],
+    spec: ModelSpec,
+    ann_file: str,
+    fmt: str = "coco",
+    flip_test: bool = True,
+) -> dict[str, dict[str, float]]:
+    """Metrics per output name (``b0``, ``b1``, …, ``ensemble``)."""
+    preds = predict_records(predict, records, spec, flip_test)
+    out: dict[str, dict[str, float]] = {}
+    for name, kps in preds.items():
+        if fmt == "mpii":
+            out[name] = {"PCKh@0.5": pckh(records, kps)}
+        else:
+            out[name] = coco_ap(ann_file, records, kps)
+            out[name]["mean_err_pct"] = float(np.nanmean(list(per_keypoint_error(records, kps).values())))
+    return out

@@ -1,0 +1,101 @@
+"""Keep one branch, drop the rest and the FAU, export ONNX (dynamic batch) with the model spec in
+its metadata, and check torch against ONNX Runtime."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+
+from posecore.spec import ModelSpec
+from trainer.checkpoint import load_checkpoint
+from trainer.config import ExperimentConfig, _build
+from trainer.models import SingleBranchNet, count_macs, count_params
+from trainer.network import OKDHPNet
+
+log = logging.getLogger("trainer.export")
+
+
+def rebuild(state: dict[str, Any]) -> tuple[OKDHPNet, ExperimentConfig, ModelSpec]:
+    """Rebuild the trained module from a checkpoint alone."""
+    cfg: ExperimentConfig = _build(ExperimentConfig, state["config"])
+    model = OKDHPNet(cfg.model, cfg.train.mode)
+    model.load_state_dict(state["model"])
+    model.eval()
+    return model, cfg, ModelSpec.from_metadata(state["spec"])
+
+
+def choose_branch(state: dict[str, Any], branch: str) -> int:
+    """``best`` = highest val AP (or PCKh) among branches in the checkpoint's metrics; else an index."""
+    if branch != "best":
+        return int(branch)
+    metrics = state.get("metrics") or {}
+    scored = [(d.get("AP", d.get("PCKh@0.5", -1.0)), int(k[1:])) for k, d in metrics.items() if k.startswith("b")]
+    if not scored:
+        raise ValueError("checkpoint has no per-branch metrics: pass --branch N")
+    return max(scored)[1]
+
+
+def export_onnx(
+    checkpoint: str | Path,
+    out: str | Path,
+    branch: str = "0",
+    version: str | None = None,
+    opset: int = 17,
+    card: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Export and verify; returns a report (branch, params, GMACs, max_abs_diff)."""
+    state = load_checkpoint(checkpoint)
+    model, cfg, spec = rebuild(state)
+    b = choose_branch(state, branch)
+    if not 0 <= b < len(model.net.branches):
+        raise ValueError(f"branch {b} out of range (model has {len(model.net.branches)})")
+    student = SingleBranchNet(model.net, b).eval()
+    w, h = spec.input_wh
+    macs, params = count_macs(student, (h, w)), count_params(student)
+    extra = dict(spec.extra)
+    extra.update({"branch": str(b), "arch": cfg.model.arch, "params": str(params), "macs": str(macs),
+                  "val_metrics": json.dumps(state.get("metrics", {}).get(f"b{b}", {}))})  # fmt: skip
+    extra.update(card or {})
+    spec = ModelSpec(**{**spec.__dict__, "version": version or spec.version, "extra": extra})
+
+    buf = io.BytesIO()
+    dummy = torch.zeros(1, 3, h, w)
+    torch.onnx.export(
+        student, (dummy,), buf, dynamo=False, opset_version=opset, input_names=["input"], output_names=["heatmaps"],
+        dynamic_axes={"input": {0: "batch"}, "heatmaps": {0: "batch"}},
+    )  # fmt: skip
+    proto = onnx.load_from_string(buf.getvalue())
+    for k, v in spec.to_metadata().items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = k, v
+    proto.producer_name = "okpose-trainer"
+    onnx.checker.check_model(proto)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(proto, out)
+
+    diff = parity(student, out, (h, w))
+    report = {"out": str(out), "branch": b, "params": params, "gmacs": macs / 1e9, "max_abs_diff": diff}
+    log.info("exported %s", report)
+    if diff >= 1e-4:
+        raise RuntimeError(f"torch vs ONNX Runtime outputs differ by {diff:.2e} (>= 1e-4)")
+    return report
+
+
+def parity(student: torch.nn.Module, onnx_path: str | Path, input_hw: tuple[int, int], batch: int = 3) -> float:
+    """Max |torch - ONNX Runtime| on a random batch (batch > 1 also checks the dynamic axis)."""
+    import onnxruntime as ort
+
+    x = torch.randn(batch, 3, *input_hw, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ref = student(x).numpy()
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
+    return float(np.abs(ref - got).max())

@@ -1,0 +1,41 @@
+"""The trained module: multi-branch net + ensemble (FAU, averaging, or none for the baseline)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from trainer.fau import FeatureAggregationUnit, average_ensemble
+from trainer.models import ModelConfig, MultiBranchNet
+
+
+class OKDHPNet(nn.Module):
+    """``forward`` returns the model dict plus ``ensemble`` (N, K, h, w) or None and ``fau_weights``."""
+
+    def __init__(self, cfg: ModelConfig, mode: str):
+        super().__init__()
+        self.mode = mode
+        self.net = MultiBranchNet(cfg)
+        self.fau = (
+            FeatureAggregationUnit(self.net.feature_channels, cfg.num_branches, cfg.num_keypoints)
+            if mode == "okdhp"
+            else None
+        )
+
+    def forward(self, x: torch.Tensor) -> dict[str, object]:
+        out = self.net(x)
+        finals = [hms[-1] for hms in out["branches"]]  # type: ignore[attr-defined]
+        out["ensemble"], out["fau_weights"] = None, None
+        if self.mode == "okdhp" and self.fau is not None:
+            out["ensemble"], out["fau_weights"] = self.fau(out["features"], finals)
+        elif self.mode == "avg":
+            out["ensemble"] = average_ensemble(finals)
+        return out
+
+    def heatmaps(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every branch's final heatmaps (``b0``, ``b1``, …) and the ensemble, for evaluation."""
+        out = self.forward(x)
+        res = {f"b{i}": hms[-1] for i, hms in enumerate(out["branches"])}  # type: ignore[attr-defined]
+        if out["ensemble"] is not None:
+            res["ensemble"] = out["ensemble"]  # type: ignore[assignment]
+        return res
