@@ -56,15 +56,19 @@ def oks_matrix(
 ) -> F64:
     """OKS (N, M) of each pose in a (N, K, 3) as reference against every pose in b (M, K, 3).
 
-    Keypoints of ``a`` with score <= min_score do not count.
+    Keypoints of ``a`` with score <= min_score do not count (a pose with none scores 0).
     """
     a = np.asarray(poses_a, dtype=np.float64)
     b = np.asarray(poses_b, dtype=np.float64)
-    ar = np.asarray(areas_a, dtype=np.float64).reshape(-1)
-    out = np.zeros((len(a), len(b)))
-    for i in range(len(a)):
-        out[i] = oks(a[i], b, float(ar[i]), sigmas, a[i, :, 2] > min_score)
-    return out
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)))
+    ar = np.maximum(np.asarray(areas_a, dtype=np.float64).reshape(-1), 1e-6)
+    var = (2.0 * np.asarray(sigmas, dtype=np.float64)) ** 2
+    d2 = ((a[:, None, :, :2] - b[None, :, :, :2]) ** 2).sum(axis=3)  # (N, M, K)
+    e = np.exp(-d2 / (2.0 * ar[:, None, None] * var[None, None, :]))
+    vis = (a[:, :, 2] > min_score)[:, None, :]
+    count = vis.sum(axis=2)
+    return np.asarray(np.where(count > 0, (e * vis).sum(axis=2) / np.maximum(count, 1), 0.0), dtype=np.float64)
 
 
 def pose_nms(
@@ -80,15 +84,15 @@ def pose_nms(
     """
     kp = np.asarray(keypoints, dtype=np.float64)
     sc = np.asarray(scores, dtype=np.float64).reshape(-1)
-    ar = np.asarray(areas, dtype=np.float64).reshape(-1)
+    if len(kp) == 0:
+        return np.zeros(0, dtype=np.int64)
+    sim = oks_matrix(kp, kp, areas, sigmas, min_score=-np.inf)
     order = np.argsort(-sc, kind="stable")
+    suppressed = np.zeros(len(kp), dtype=bool)
     keep: list[int] = []
-    while order.size:
-        i = int(order[0])
-        keep.append(i)
-        rest = order[1:]
-        if rest.size == 0:
-            break
-        sim = oks(kp[i], kp[rest], float(ar[i]), sigmas)
-        order = rest[sim <= threshold]
+    for i in order:
+        if suppressed[i]:
+            continue
+        keep.append(int(i))
+        suppressed |= sim[i] > threshold
     return np.asarray(keep, dtype=np.int64)

@@ -74,10 +74,8 @@ class Pipeline:
     def _boxes_from_tracks(self, state: StreamState, frame: int, wh: tuple[int, int], opts: Options) -> Detections:
         """Boxes for a detector-free frame: each live track's last keypoints, moved by its velocity, padded."""
         boxes, scores = [], []
-        for t in state.tracker.tracks:
-            if frame - t.last_frame > 1:
-                continue
-            box, kps = t.predicted(frame)
+        _, _, kps_all = state.tracker.recent(frame, max_missed=1)
+        for kps in kps_all:
             tight = keypoints_to_box(kps[None], opts.keypoint_threshold)[0]
             if np.isnan(tight).any():
                 continue
@@ -107,7 +105,7 @@ class Pipeline:
         detector_ran = False
         if boxes is not None:
             dets = Detections(clip_boxes(boxes, (w, h)).astype(np.float32), np.ones(len(boxes), np.float32))
-        elif state is not None and state.frames_since_detect + 1 < opts.detect_interval and state.tracker.tracks:
+        elif state is not None and state.frames_since_detect + 1 < opts.detect_interval and len(state.tracker):
             dets = self._boxes_from_tracks(state, frame, (w, h), opts)
             state.frames_since_detect += 1
         else:

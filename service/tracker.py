@@ -11,7 +11,7 @@ open new tracks, tracks unseen for more than ``max_age`` frames end.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -40,141 +40,164 @@ class TrackerConfig:
     fps: float = 30.0  # frame index -> seconds for the One-Euro filter
 
 
-class OneEuro:
-    """One-Euro filter (Casiez et al. 2012) over an array of values, vectorised."""
+def one_euro_step(
+    x: F64, prev_x: F64, prev_dx: F64, dt: F64, min_cutoff: float, beta: float, d_cutoff: float
+) -> tuple[F64, F64]:
+    """One step of the One-Euro filter (Casiez et al. 2012), vectorised over tracks.
 
-    def __init__(self, x: F64, min_cutoff: float, beta: float, d_cutoff: float):
-        self.x, self.dx = x.copy(), np.zeros_like(x)
-        self.min_cutoff, self.beta, self.d_cutoff = min_cutoff, beta, d_cutoff
-
-    @staticmethod
-    def _alpha(cutoff: F64 | float, dt: float) -> F64:
-        tau = 1.0 / (2 * math.pi * np.asarray(cutoff, dtype=np.float64))
-        return np.asarray(1.0 / (1.0 + tau / dt), dtype=np.float64)
-
-    def __call__(self, x: F64, dt: float) -> F64:
-        dx = (x - self.x) / dt
-        self.dx = self.dx + self._alpha(self.d_cutoff, dt) * (dx - self.dx)
-        cutoff = self.min_cutoff + self.beta * np.abs(self.dx)
-        self.x = self.x + self._alpha(cutoff, dt) * (x - self.x)
-        return self.x.copy()
-
-
-@dataclass
-class Track:
-    track_id: int
-    keypoints: F64  # (K, 3) last raw observation
-    box: F64  # (4,)
-    last_frame: int
-    velocity: F64 = field(default_factory=lambda: np.zeros(2))  # px / frame of the box centre
-    hits: int = 1
-    filter: OneEuro | None = None
-
-    def predicted(self, frame: int) -> tuple[F64, F64]:
-        """Box and keypoints moved to ``frame`` at constant velocity."""
-        shift = self.velocity * (frame - self.last_frame)
-        kps = self.keypoints.copy()
-        kps[:, :2] += shift
-        return self.box + np.tile(shift, 2), kps
-
-
-def keypoint_similarity(a: F64, b: F64, radius_a: float, top_n: int, thr: float) -> float:
-    """PoseFlow pose similarity: mean IoU of ±r boxes around corresponding keypoints, top-n best.
-
-    a, b: (K, 3). Keypoints below ``thr`` in either pose score 0.
+    x, prev_x, prev_dx: (M, K, 2); dt: (M,) seconds. Returns (filtered x, filtered derivative).
     """
-    side = 2.0 * radius_a
-    d = np.abs(a[:, :2] - b[:, :2])
-    inter = np.clip(side - d[:, 0], 0, None) * np.clip(side - d[:, 1], 0, None)
+    dt3 = dt[:, None, None]
+
+    def alpha(cutoff: F64 | float) -> F64:
+        tau = 1.0 / (2 * math.pi * np.asarray(cutoff, dtype=np.float64))
+        return np.asarray(1.0 / (1.0 + tau / dt3), dtype=np.float64)
+
+    dx = prev_dx + alpha(d_cutoff) * ((x - prev_x) / dt3 - prev_dx)
+    cutoff = min_cutoff + beta * np.abs(dx)
+    return prev_x + alpha(cutoff) * (x - prev_x), dx
+
+
+def keypoint_similarity(tracks_kps: F64, poses_kps: F64, radius: F64, top_n: int, thr: float) -> F64:
+    """PoseFlow pose similarity for every (track, pose) pair: mean IoU of ±r boxes around
+    corresponding keypoints, over the ``top_n`` most similar keypoints.
+
+    tracks_kps (T, K, 3), poses_kps (P, K, 3), radius (T,) in pixels -> (T, P). Keypoints below
+    ``thr`` in either pose score 0.
+    """
+    side = (2.0 * radius)[:, None, None]
+    d = np.abs(tracks_kps[:, None, :, :2] - poses_kps[None, :, :, :2])  # (T, P, K, 2)
+    inter = np.clip(side - d[..., 0], 0, None) * np.clip(side - d[..., 1], 0, None)
     iou = inter / (2 * side * side - inter)
-    iou = np.where((a[:, 2] > thr) & (b[:, 2] > thr), iou, 0.0)
-    n = min(top_n, len(iou))
-    return float(np.sort(iou)[-n:].mean()) if n else 0.0
+    both = (tracks_kps[:, None, :, 2] > thr) & (poses_kps[None, :, :, 2] > thr)
+    iou = np.where(both, iou, 0.0)
+    n = min(top_n, iou.shape[2])
+    if n == 0:
+        return np.zeros(iou.shape[:2])
+    return np.asarray(np.sort(iou, axis=2)[..., -n:].mean(axis=2), dtype=np.float64)
+
+
+def keypoint_shift(prev: F64, cur: F64, thr: float) -> F64:
+    """Median displacement (M, 2) of keypoints confident in both poses (NaN rows: fewer than 3).
+
+    prev, cur: (M, K, 3). Robust to box glitches (a limb leaving the frame moves the box, not the body).
+    """
+    both = (prev[..., 2] > thr) & (cur[..., 2] > thr)
+    d = np.where(both[..., None], cur[..., :2] - prev[..., :2], np.nan)
+    out = np.full((len(prev), 2), np.nan)
+    ok = both.sum(axis=1) >= 3
+    if ok.any():
+        out[ok] = np.nanmedian(d[ok], axis=1)
+    return out
 
 
 class PoseFlowTracker:
-    """Online pose tracker with its own ID counter (one per stream; IDs start at 1)."""
+    """Online pose tracker with its own ID counter (one per stream; IDs start at 1).
 
-    def __init__(self, config: TrackerConfig | None = None):
+    Track state is kept in arrays (one row per open track) so a frame costs a few vectorised
+    numpy calls whatever the number of people.
+    """
+
+    def __init__(self, config: TrackerConfig | None = None, num_keypoints: int = 17):
         self.cfg = config or TrackerConfig()
+        self.k = num_keypoints
         self.reset()
 
     def reset(self) -> None:
-        self.tracks: list[Track] = []
+        k = self.k
+        self.ids = np.zeros(0, np.int64)
+        self.keypoints = np.zeros((0, k, 3))  # last raw observation
+        self.boxes = np.zeros((0, 4))
+        self.velocity = np.zeros((0, 2))  # px / frame
+        self.last_frame = np.zeros(0, np.int64)
+        self.smooth_x = np.zeros((0, k, 2))
+        self.smooth_dx = np.zeros((0, k, 2))
         self._next_id = 1
         self._frame = -1
 
-    def _new_track(self, kps: F64, box: F64, frame: int) -> Track:
-        c = self.cfg
-        filt = OneEuro(kps[:, :2], c.smooth_min_cutoff, c.smooth_beta, c.smooth_d_cutoff) if c.smoothing else None
-        t = Track(self._next_id, kps.copy(), box.copy(), frame, filter=filt)
-        self._next_id += 1
-        return t
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def predict(self, frame: int) -> tuple[F64, F64]:
+        """Every open track's box (T, 4) and keypoints (T, K, 3) moved to ``frame`` at constant velocity."""
+        shift = self.velocity * (frame - self.last_frame)[:, None]
+        kps = self.keypoints.copy()
+        kps[..., :2] += shift[:, None, :]
+        return self.boxes + np.tile(shift, 2), kps
 
     def score_matrix(self, poses: Poses, frame: int) -> F64:
-        """Association scores (tracks, poses) in [0, 1]."""
+        """Association scores (tracks, poses) in [0, 1]: box IoU and PoseFlow keypoint similarity."""
         c = self.cfg
-        if not self.tracks or len(poses) == 0:
-            return np.zeros((len(self.tracks), len(poses)))
-        pred = [t.predicted(frame) for t in self.tracks]
-        pboxes = np.stack([p[0] for p in pred])
+        if len(self) == 0 or len(poses) == 0:
+            return np.zeros((len(self), len(poses)))
+        pboxes, pkps = self.predict(frame)
         ious = box_iou(pboxes, poses.boxes)
-        kps = poses.keypoints.astype(np.float64)
-        sims = np.zeros_like(ious)
-        for i, (box, tk) in enumerate(pred):
-            r = c.kp_box_frac * math.sqrt(max((box[2] - box[0]) * (box[3] - box[1]), 1.0))
-            for j in range(len(poses)):
-                if ious[i, j] > 0 or c.box_weight == 0:
-                    sims[i, j] = keypoint_similarity(tk, kps[j], r, c.top_n, c.kp_threshold)
+        area = np.prod(np.clip(pboxes[:, 2:] - pboxes[:, :2], 1.0, None), axis=1)
+        radius = c.kp_box_frac * np.sqrt(area)
+        sims = keypoint_similarity(pkps, poses.keypoints.astype(np.float64), radius, c.top_n, c.kp_threshold)
         return np.asarray(c.box_weight * ious + (1 - c.box_weight) * sims, dtype=np.float64)
 
     def update(self, poses: Poses, frame: int | None = None) -> TrackedPoses:
         """Assign track ids to this frame's poses (frame indices must increase)."""
         c = self.cfg
         frame = self._frame + 1 if frame is None else frame
-        dt_frames = max(1, frame - self._frame) if self._frame >= 0 else 1
         self._frame = frame
-        # 1. pose-flow NMS
+        # 1. pose-flow NMS: one pose per person
         if len(poses) > 1:
             areas = np.prod(np.clip(poses.boxes[:, 2:] - poses.boxes[:, :2], 1, None), axis=1)
-            keep = np.sort(pose_nms(poses.keypoints, poses.scores, areas, c.nms_oks))
-            poses = poses.subset(keep)
-        # 2-4. predicted tracks vs poses, Hungarian with a floor
+            poses = poses.subset(np.sort(pose_nms(poses.keypoints, poses.scores, areas, c.nms_oks)))
+        kps = poses.keypoints.astype(np.float64)
+        boxes = poses.boxes.astype(np.float64)
+        # 2-4. score open tracks (moved to this frame) against poses; Hungarian with a floor
         scores = self.score_matrix(poses, frame)
-        ids = np.zeros(len(poses), np.int64)
-        out_kps = poses.keypoints.astype(np.float64).copy()
-        matched: set[int] = set()
+        rows = cols = np.zeros(0, np.int64)
         if scores.size:
             rows, cols = linear_sum_assignment(-scores)
-            for r, j in zip(rows, cols, strict=True):
-                if scores[r, j] <= c.match_threshold:
-                    continue
-                t = self.tracks[r]
-                # 5a. matched: velocity from the box centre, smoothing of keypoints
-                box = poses.boxes[j].astype(np.float64)
-                steps = max(1, frame - t.last_frame)
-                v = ((box[:2] + box[2:]) - (t.box[:2] + t.box[2:])) / 2 / steps
-                t.velocity = c.velocity_momentum * t.velocity + (1 - c.velocity_momentum) * v
-                t.keypoints, t.box, t.last_frame, t.hits = out_kps[j].copy(), box, frame, t.hits + 1
-                if t.filter is not None:
-                    out_kps[j, :, :2] = t.filter(out_kps[j, :, :2], steps / c.fps)
-                ids[j] = t.track_id
-                matched.add(j)
-        # 5b. new tracks for unmatched poses
-        for j in range(len(poses)):
-            if j not in matched:
-                t = self._new_track(out_kps[j], poses.boxes[j].astype(np.float64), frame)
-                self.tracks.append(t)
-                ids[j] = t.track_id
-        # 5c. end tracks unseen for more than max_age frames
-        self.tracks = [t for t in self.tracks if frame - t.last_frame <= c.max_age]
-        del dt_frames
-        smoothed = Poses(out_kps.astype(np.float32), poses.boxes, poses.scores)
-        return TrackedPoses(smoothed, ids)
+            ok = scores[rows, cols] > c.match_threshold
+            rows, cols = rows[ok], cols[ok]
+        out_kps = kps.copy()
+        ids = np.zeros(len(poses), np.int64)
+        if len(rows):
+            # 5a. matched tracks: robust velocity (median keypoint shift, capped), smoothing
+            steps = np.maximum(frame - self.last_frame[rows], 1)
+            shift = keypoint_shift(self.keypoints[rows], kps[cols], c.kp_threshold)
+            centre = ((boxes[cols, :2] + boxes[cols, 2:]) - (self.boxes[rows, :2] + self.boxes[rows, 2:])) / 2
+            shift = np.where(np.isnan(shift), centre, shift)
+            v = shift / steps[:, None]
+            # a body moves at most ~1/4 of its size per frame: larger jumps are label or detector noise
+            size = np.sqrt(np.prod(np.clip(boxes[cols, 2:] - boxes[cols, :2], 1.0, None), axis=1))
+            v *= np.minimum(1.0, 0.25 * size / np.maximum(np.linalg.norm(v, axis=1), 1e-9))[:, None]
+            m = c.velocity_momentum
+            self.velocity[rows] = m * self.velocity[rows] + (1 - m) * v
+            if c.smoothing:
+                x, dx = one_euro_step(kps[cols, :, :2], self.smooth_x[rows], self.smooth_dx[rows], steps / c.fps,
+                                      c.smooth_min_cutoff, c.smooth_beta, c.smooth_d_cutoff)  # fmt: skip
+                self.smooth_x[rows], self.smooth_dx[rows] = x, dx
+                out_kps[cols, :, :2] = x
+            self.keypoints[rows], self.boxes[rows], self.last_frame[rows] = kps[cols], boxes[cols], frame
+            ids[cols] = self.ids[rows]
+        # 5b. unmatched poses open new tracks
+        new = np.setdiff1d(np.arange(len(poses)), cols)
+        if len(new):
+            new_ids = np.arange(self._next_id, self._next_id + len(new), dtype=np.int64)
+            self._next_id += len(new)
+            ids[new] = new_ids
+            self.ids = np.concatenate([self.ids, new_ids])
+            self.keypoints = np.concatenate([self.keypoints, kps[new]])
+            self.boxes = np.concatenate([self.boxes, boxes[new]])
+            self.velocity = np.concatenate([self.velocity, np.zeros((len(new), 2))])
+            self.last_frame = np.concatenate([self.last_frame, np.full(len(new), frame, np.int64)])
+            self.smooth_x = np.concatenate([self.smooth_x, kps[new, :, :2]])
+            self.smooth_dx = np.concatenate([self.smooth_dx, np.zeros((len(new), self.k, 2))])
+        # 5c. tracks unseen for more than max_age frames end
+        alive = frame - self.last_frame <= c.max_age
+        if not alive.all():
+            for name in ("ids", "keypoints", "boxes", "velocity", "last_frame", "smooth_x", "smooth_dx"):
+                setattr(self, name, getattr(self, name)[alive])
+        return TrackedPoses(Poses(out_kps.astype(np.float32), poses.boxes, poses.scores), ids)
 
-    def predicted_boxes(self, frame: int, max_missed: int = 1) -> tuple[F64, npt.NDArray[np.int64]]:
-        """Boxes (M, 4) of tracks seen within ``max_missed`` frames, moved to ``frame`` (detector-free frames)."""
-        live = [t for t in self.tracks if frame - t.last_frame <= max_missed]
-        if not live:
-            return np.zeros((0, 4)), np.zeros(0, np.int64)
-        return np.stack([t.predicted(frame)[0] for t in live]), np.array([t.track_id for t in live], np.int64)
+    def recent(self, frame: int, max_missed: int = 1) -> tuple[npt.NDArray[np.int64], F64, F64]:
+        """Ids, boxes and keypoints (moved to ``frame``) of tracks seen within ``max_missed`` frames."""
+        sel = frame - self.last_frame <= max_missed
+        boxes, kps = self.predict(frame)
+        return self.ids[sel], boxes[sel], kps[sel]

@@ -1,0 +1,1 @@
+"""Benchmarks and evaluations run on the real data in ../shared (python -m bench, python -m bench.tracking)."""

@@ -1,0 +1,50 @@
+"""Baselines measured next to our pipeline: a box-IoU greedy tracker (what rtmlib and simple
+trackers do), used by the tracking evaluation and the benchmark."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from posecore.oks import box_iou
+from posecore.types import Poses, TrackedPoses
+
+
+class IoUTracker:
+    """Greedy box-IoU matching to the last box of each track (no motion, no pose)."""
+
+    def __init__(self, iou_threshold: float = 0.3, max_age: int = 30):
+        self.iou_threshold, self.max_age = iou_threshold, max_age
+        self.reset()
+
+    def reset(self) -> None:
+        self.boxes: dict[int, np.ndarray] = {}
+        self.last: dict[int, int] = {}
+        self._next = 1
+        self._frame = -1
+
+    def update(self, poses: Poses, frame: int | None = None) -> TrackedPoses:
+        frame = self._frame + 1 if frame is None else frame
+        self._frame = frame
+        ids = np.zeros(len(poses), np.int64)
+        tids = list(self.boxes)
+        if tids and len(poses):
+            iou = box_iou(np.stack([self.boxes[t] for t in tids]), poses.boxes)
+            used_t, used_p = set(), set()
+            for flat in np.argsort(-iou, axis=None):
+                i, j = divmod(int(flat), len(poses))
+                if iou[i, j] < self.iou_threshold:
+                    break
+                if i in used_t or j in used_p:
+                    continue
+                used_t.add(i)
+                used_p.add(j)
+                ids[j] = tids[i]
+        for j in range(len(poses)):
+            if ids[j] == 0:
+                ids[j] = self._next
+                self._next += 1
+            self.boxes[int(ids[j])] = poses.boxes[j].astype(np.float64)
+            self.last[int(ids[j])] = frame
+        for t in [t for t, f in self.last.items() if frame - f > self.max_age]:
+            del self.boxes[t], self.last[t]
+        return TrackedPoses(poses, ids)

@@ -1,0 +1,146 @@
+"""Tracker scenarios (synthetic poses with known identities) and unit behaviour."""
+
+import numpy as np
+import pytest
+
+from posecore.types import Poses
+from service.tracker import PoseFlowTracker, TrackerConfig, keypoint_similarity
+
+# a standing person in a unit box (x right, y down), COCO order
+TEMPLATE = np.array(
+    [
+        [0.5, 0.08],
+        [0.53, 0.06],
+        [0.47, 0.06],
+        [0.57, 0.07],
+        [0.43, 0.07],
+        [0.68, 0.22],
+        [0.32, 0.22],
+        [0.75, 0.38],
+        [0.25, 0.38],
+        [0.78, 0.52],
+        [0.22, 0.52],
+        [0.62, 0.55],
+        [0.38, 0.55],
+        [0.63, 0.76],
+        [0.37, 0.76],
+        [0.64, 0.97],
+        [0.36, 0.97],
+    ]
+)
+
+
+def person(x, y, w=80, h=200, arms_up=False, noise=0.0, rng=None):
+    kp = TEMPLATE.copy()
+    if arms_up:
+        kp[7:11, 1] = [0.05, 0.05, -0.1, -0.1]
+    xy = kp * [w, h] + [x, y]
+    if noise:
+        xy = xy + rng.normal(0, noise, xy.shape)
+    kps = np.concatenate([xy, np.full((17, 1), 0.9)], axis=1)
+    return kps, np.array([x, y, x + w, y + h], float)
+
+
+def frame(*people):
+    if not people:
+        return Poses.empty()
+    kps, boxes = zip(*people, strict=True)
+    return Poses(np.stack(kps), np.stack(boxes), np.full(len(people), 0.9))
+
+
+def ids_by_x(out):
+    """Track ids ordered by the persons' x position."""
+    order = np.argsort(out.poses.boxes[:, 0])
+    return out.track_ids[order].tolist()
+
+
+def test_steady_walk_keeps_one_id():
+    t = PoseFlowTracker()
+    ids = {int(t.update(frame(person(10 + 6 * i, 50)), i).track_ids[0]) for i in range(60)}
+    assert ids == {1}
+
+
+@pytest.mark.parametrize("speed", [4, 8, 15])
+def test_two_people_crossing_keep_their_ids(speed):
+    """A walks right (arms down), B (further away, arms up) walks left; their boxes pass through each other."""
+    t = PoseFlowTracker()
+    first = last = None
+    for i in range(0, 400 // speed):
+        ax, bx = 20 + speed * i, 420 - speed * i
+        out = t.update(frame(person(ax, 60), person(bx, 90, w=70, h=170, arms_up=True)), i)
+        a_id = out.track_ids[np.argmin(np.abs(out.poses.boxes[:, 0] - ax))]
+        first = first if first is not None else a_id
+        last = a_id
+        assert len(set(out.track_ids.tolist())) == 2
+    assert first == last
+    assert sorted(t.ids.tolist()) == [1, 2]  # no extra track was opened
+
+
+def test_short_occlusion_gets_the_same_id_back():
+    t = PoseFlowTracker(TrackerConfig(max_age=30))
+    for i in range(15):
+        assert t.update(frame(person(10 + 5 * i, 50), person(400, 50)), i).track_ids.tolist() == [1, 2]
+    for i in range(15, 27):  # person 1 hidden for 12 frames (< L) while still walking
+        assert t.update(frame(person(400, 50)), i).track_ids.tolist() == [2]
+    out = t.update(frame(person(10 + 5 * 27, 50), person(400, 50)), 27)
+    assert ids_by_x(out) == [1, 2]
+
+
+def test_long_absence_ends_the_track():
+    t = PoseFlowTracker(TrackerConfig(max_age=5))
+    t.update(frame(person(100, 50)), 0)
+    for i in range(1, 8):
+        t.update(frame(), i)
+    assert t.update(frame(person(100, 50)), 8).track_ids.tolist() == [2]
+
+
+def test_concurrent_trackers_are_independent():
+    a, b = PoseFlowTracker(), PoseFlowTracker()
+    a.update(frame(person(0, 0), person(200, 0), person(400, 0)), 0)
+    assert b.update(frame(person(0, 0)), 0).track_ids.tolist() == [1]  # not 4: no shared counter
+    assert a.update(frame(person(600, 0)), 1).track_ids.tolist() == [4]
+
+
+def test_empty_frames_and_reset():
+    t = PoseFlowTracker()
+    assert len(t.update(frame(), 0)) == 0
+    assert t.update(frame(person(0, 0)), 1).track_ids.tolist() == [1]
+    assert len(t.update(frame(), 2)) == 0
+    assert t.update(frame(person(2, 0)), 3).track_ids.tolist() == [1]
+    t.reset()
+    assert len(t) == 0 and t.update(frame(person(2, 0)), 0).track_ids.tolist() == [1]
+
+
+def test_pose_nms_removes_duplicates_of_one_person():
+    t = PoseFlowTracker()
+    out = t.update(frame(person(100, 50), person(101, 51), person(400, 50)), 0)
+    assert len(out) == 2
+
+
+def test_smoothing_reduces_jitter_with_little_lag():
+    rng = np.random.default_rng(0)
+    smooth, raw = PoseFlowTracker(TrackerConfig(smoothing=True)), PoseFlowTracker(TrackerConfig(smoothing=False))
+    err_s, err_r = [], []
+    for i in range(90):
+        x = 10 + 3 * i  # constant velocity: 3 px per frame
+        truth = person(x, 50)[0][:, :2]
+        f = frame(person(x, 50, noise=3.0, rng=rng))
+        err_s.append(np.abs(smooth.update(f, i).poses.keypoints[0, :, :2] - truth).mean())
+        err_r.append(np.abs(raw.update(f, i).poses.keypoints[0, :, :2] - truth).mean())
+    assert np.mean(err_s[20:]) < 0.8 * np.mean(err_r[20:])  # jitter down
+    # lag: on a noise-free walk the smoothed pose trails the truth by at most one frame's motion
+    t = PoseFlowTracker(TrackerConfig(smoothing=True))
+    for i in range(60):
+        out = t.update(frame(person(10 + 3 * i, 50)), i)
+    lag = (person(10 + 3 * 59, 50)[0][:, 0] - out.poses.keypoints[0, :, 0]).mean()
+    assert 0 <= lag <= 3.0
+
+
+def test_keypoint_similarity_table():
+    a, _ = person(0, 0)
+    far, _ = person(300, 0)
+    sim = keypoint_similarity(np.stack([a]), np.stack([a, far]), np.array([10.0]), 7, 0.2)
+    assert sim[0, 0] == pytest.approx(1.0) and sim[0, 1] == 0.0
+    low = a.copy()
+    low[:, 2] = 0.0
+    assert keypoint_similarity(np.stack([a]), np.stack([low]), np.array([10.0]), 7, 0.2)[0, 0] == 0.0
