@@ -7,7 +7,7 @@ HOST ?= 0.0.0.0
 PORT ?= 8000
 PIP_FLAGS := --disable-pip-version-check -q
 
-.PHONY: serve test lint typecheck pytest bench train-default clean
+.PHONY: serve test lint typecheck pytest bench browser-deps clean
 
 $(SERVE_VENV)/.stamp: pyproject.toml
 	$(PY) -m venv $(SERVE_VENV)
@@ -31,7 +31,13 @@ lint: $(DEV_VENV)/.stamp
 typecheck: $(DEV_VENV)/.stamp
 	$(DEV_VENV)/bin/mypy
 
-pytest: $(DEV_VENV)/.stamp
+# the browser end-to-end test drives Debian's Chromium (Playwright never downloads a browser here)
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+pytest: $(DEV_VENV)/.stamp browser-deps
 	$(DEV_VENV)/bin/python -m pytest -q
 
 test: lint typecheck pytest

@@ -1,0 +1,237 @@
+"""Streaming engine shared by the webcam and video clients.
+
+Two pacing modes:
+- ``lockstep``: send a frame, wait for its answer (no frame is ever dropped; as fast as the server answers);
+- ``live``: send frames at the source rate without waiting; the server keeps only the newest frame
+  (latest-frame-wins) and lists skipped ids in ``dropped``, which the client counts and shows.
+Reconnects with exponential backoff when the connection drops (e.g. a server restart).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from clients.api import AsyncPoseClient, FrameResult, PoseServiceError
+from clients.draw import draw_hud, draw_result
+
+log = logging.getLogger("clients.stream")
+
+
+def open_source(camera: int | None, video: str | None) -> tuple[cv2.VideoCapture, float]:
+    cap = cv2.VideoCapture(video) if video else cv2.VideoCapture(camera if camera is not None else 0)
+    if not cap.isOpened():
+        raise SystemExit(f"cannot open {'video ' + video if video else f'camera {camera}'}")
+    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+    return cap, fps if 1 <= fps <= 240 else 30.0
+
+
+def frames(cap: cv2.VideoCapture, max_width: int, limit: int = 0) -> Iterator[np.ndarray]:
+    n = 0
+    while not limit or n < limit:
+        ok, img = cap.read()
+        if not ok:
+            return
+        h, w = img.shape[:2]
+        if max_width and w > max_width:
+            img = cv2.resize(img, (max_width, round(h * max_width / w)), interpolation=cv2.INTER_AREA)
+        n += 1
+        yield img
+
+
+@dataclass
+class Stats:
+    sent: int = 0
+    answered: int = 0
+    dropped: int = 0
+    errors: int = 0
+    reconnects: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    t0: float = field(default_factory=time.perf_counter)
+
+    def hud(self, result: FrameResult | None) -> list[str]:
+        el = max(time.perf_counter() - self.t0, 1e-6)
+        lat = np.median(self.latencies_ms[-30:]) if self.latencies_ms else 0.0
+        lines = [f"fps {self.answered / el:5.1f}  e2e {lat:5.1f} ms", f"sent {self.sent} dropped {self.dropped}"]
+        if result is not None:
+            t = result.timings_ms
+            lines.append(" ".join(f"{k[:6]} {t[k]:.1f}" for k in ("detect", "pose", "track") if k in t))
+            lines.append(f"persons {len(result.persons)}")
+        return lines
+
+
+class Sink:
+    """Annotated MP4 and/or JSON-lines writer, and an optional live window."""
+
+    def __init__(self, out: str | None, json_path: str | None, fps: float, show: bool):
+        self.out, self.fps, self.show = out, fps, show
+        self.writer: cv2.VideoWriter | None = None
+        self.jsonl = open(json_path, "w") if json_path else None  # noqa: SIM115
+        self.frames_written = 0
+
+    def record(self, msg: dict[str, Any]) -> None:
+        if self.jsonl:
+            self.jsonl.write(json.dumps(msg, separators=(",", ":")) + "\n")
+
+    def frame(self, image: np.ndarray) -> bool:
+        """Write/show a frame; False when the user closed the window."""
+        if self.out:
+            if self.writer is None:
+                Path(self.out).parent.mkdir(parents=True, exist_ok=True)
+                h, w = image.shape[:2]
+                self.writer = cv2.VideoWriter(self.out, cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
+            self.writer.write(image)
+            self.frames_written += 1
+        if self.show:
+            cv2.imshow("okpose", image)
+            return (cv2.waitKey(1) & 0xFF) not in (27, ord("q"))
+        return True
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.release()
+        if self.jsonl:
+            self.jsonl.close()
+        if self.show:
+            with contextlib.suppress(cv2.error):
+                cv2.destroyAllWindows()
+
+
+async def run(
+    url: str, source: Iterator[np.ndarray], sink: Sink, mode: str, fps: float, api_key: str | None = None,
+    jpeg_quality: int = 80, reconnect: bool = True, config: dict[str, Any] | None = None,
+    on_result: Callable[[FrameResult], None] | None = None,
+) -> Stats:  # fmt: skip
+    """Stream ``source`` through the service until it ends. Returns the statistics."""
+    stats = Stats()
+    client = AsyncPoseClient(url, api_key)
+    it = iter(source)
+    done = False
+    backoff = 0.5
+    while not done:
+        try:
+            async with client.stream(**(config or {})) as s:
+                backoff = 0.5
+                if mode == "lockstep":
+                    done = await _lockstep(s, it, sink, stats, jpeg_quality, on_result)
+                else:
+                    done = await _live(s, it, sink, stats, fps, jpeg_quality, on_result)
+        except (OSError, PoseServiceError, asyncio.TimeoutError) as e:
+            handle_disconnect(e, reconnect, stats)
+        except Exception as e:  # noqa: BLE001 - websockets' ConnectionClosed and friends
+            if type(e).__module__.startswith("websockets"):
+                handle_disconnect(e, reconnect, stats)
+            else:
+                raise
+        if not done:
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 10.0)
+    await client.aclose()
+    return stats
+
+
+def handle_disconnect(e: BaseException, reconnect: bool, stats: Stats) -> None:
+    if not reconnect:
+        raise SystemExit(f"connection failed: {e}")
+    stats.reconnects += 1
+    log.warning("connection lost (%s); reconnecting", e)
+
+
+def _annotate(image: np.ndarray, result: FrameResult | None, stats: Stats, limbs: list[tuple[int, int]]) -> np.ndarray:
+    if result is not None:
+        draw_result(image, result, limbs) if limbs else draw_result(image, result)
+    return draw_hud(image, stats.hud(result))
+
+
+async def _lockstep(s, it, sink: Sink, stats: Stats, q: int, on_result) -> bool:  # noqa: ANN001
+    for img in it:
+        t0 = time.perf_counter()
+        await s.send(cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, q])[1].tobytes())
+        stats.sent += 1
+        while True:
+            msg = await s.receive(timeout=60)
+            if msg.type in ("result", "error"):
+                break
+        stats.latencies_ms.append((time.perf_counter() - t0) * 1e3)
+        sink.record(msg.data)
+        if msg.result is None:
+            stats.errors += 1
+            keep_going = sink.frame(_annotate(img, None, stats, s.skeleton))
+        else:
+            stats.answered += 1
+            if on_result:
+                on_result(msg.result)
+            keep_going = sink.frame(_annotate(img, msg.result, stats, s.skeleton))
+        if not keep_going:
+            return True
+    return True
+
+
+async def _live(s, it, sink: Sink, stats: Stats, fps: float, q: int, on_result) -> bool:  # noqa: ANN001
+    """Sender at the source rate; the receiver draws each answer on the frame it belongs to.
+
+    Every sent id leaves ``pending`` when it is answered, reported as an error, or listed as dropped;
+    the stream ends once the source is exhausted and nothing is pending.
+    """
+    pending: OrderedDict[int, tuple[np.ndarray, float]] = OrderedDict()
+    finished = asyncio.Event()
+
+    async def sender() -> None:
+        period, t_next = 1.0 / fps, time.perf_counter()
+        for fid, img in enumerate(it):  # ids restart at 0 on each connection, as the server's do
+            pending[fid] = (img, time.perf_counter())
+            while len(pending) > 256:  # bounded memory if the server stops answering
+                pending.popitem(last=False)
+            await s.send(cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, q])[1].tobytes())
+            stats.sent += 1
+            t_next += period
+            await asyncio.sleep(max(0.0, t_next - time.perf_counter()))
+        finished.set()
+
+    send_task = asyncio.create_task(sender())
+    idle_since = time.perf_counter()
+    try:
+        while True:
+            if send_task.done() and send_task.exception() is not None:
+                raise send_task.exception()  # type: ignore[misc]
+            if finished.is_set() and not pending:
+                return True
+            try:
+                msg = await s.receive(timeout=0.5)
+            except asyncio.TimeoutError:
+                if finished.is_set() and time.perf_counter() - idle_since > 30:
+                    log.warning("no answer for 30 s; %d frames unanswered", len(pending))
+                    return True
+                continue
+            idle_since = time.perf_counter()
+            for d in msg.dropped:
+                stats.dropped += 1
+                pending.pop(d, None)
+                sink.record({"type": "dropped", "frame": d})
+            fid = msg.data.get("frame")
+            if fid is None or fid not in pending:
+                continue
+            img, t_sent = pending.pop(fid)
+            stats.latencies_ms.append((time.perf_counter() - t_sent) * 1e3)
+            sink.record(msg.data)
+            if msg.result is not None:
+                stats.answered += 1
+                if on_result:
+                    on_result(msg.result)
+            else:
+                stats.errors += 1
+            if not sink.frame(_annotate(img, msg.result, stats, s.skeleton)):
+                return True
+    finally:
+        send_task.cancel()
