@@ -7,7 +7,7 @@ HOST ?= 0.0.0.0
 PORT ?= 8000
 PIP_FLAGS := --disable-pip-version-check -q
 
-.PHONY: serve test lint typecheck pytest bench browser-deps clean
+.PHONY: serve test lint typecheck pytest bench system-deps clean
 
 $(SERVE_VENV)/.stamp: pyproject.toml
 	$(PY) -m venv $(SERVE_VENV)
@@ -31,13 +31,18 @@ lint: $(DEV_VENV)/.stamp
 typecheck: $(DEV_VENV)/.stamp
 	$(DEV_VENV)/bin/mypy
 
-# the browser end-to-end test drives Debian's Chromium (Playwright never downloads a browser here)
-browser-deps:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+# System tools the tests drive: Debian's Chromium for the browser end-to-end test (Playwright never
+# downloads a browser here), promtool (prometheus) and kubectl kustomize (kubernetes-client) for
+# the deploy checks.
+SYSTEM_DEPS := chromium:chromium promtool:prometheus kubectl:kubernetes-client
+system-deps:
+	@missing=""; for pair in $(SYSTEM_DEPS); do cmd=$${pair%%:*}; pkg=$${pair##*:}; \
+	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  echo "installing$$missing (apt)"; $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; fi
 
-pytest: $(DEV_VENV)/.stamp browser-deps
+pytest: $(DEV_VENV)/.stamp system-deps
 	$(DEV_VENV)/bin/python -m pytest -q
 
 test: lint typecheck pytest

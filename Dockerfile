@@ -1,0 +1,84 @@
+# syntax=docker/dockerfile:1.7
+# okpose inference image. Targets:
+#   runtime-gpu (default): CUDA 12 + cuDNN 9 runtime, onnxruntime-gpu (CUDA, TensorRT when its libs are present)
+#   runtime-cpu          : python slim, onnxruntime (CPU)
+# No torch in either runtime. The YOLO detector is exported in a separate stage when the build has
+# network access; without it the image still starts on the offline HOG detector.
+
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+ARG CUDA_IMAGE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04
+
+# ---------------------------------------------------------------- wheels (no torch)
+FROM ${PYTHON_IMAGE} AS wheels
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY posecore posecore
+COPY service service
+COPY clients clients
+COPY trainer trainer
+COPY bench bench
+RUN pip wheel --no-cache-dir --wheel-dir /wheels/cpu ".[serve]" \
+ && pip wheel --no-cache-dir --wheel-dir /wheels/gpu ".[gpu]"
+
+# ---------------------------------------------------------------- detector export (optional, needs network)
+FROM ${PYTHON_IMAGE} AS detector
+ARG EXPORT_DETECTOR=1
+ARG DETECTOR_WEIGHTS=yolo11n.pt
+ARG DETECTOR_IMGSZ=320
+ARG TORCH_VERSION=2.5.1
+ARG TORCHVISION_VERSION=0.20.1
+ARG ULTRALYTICS_VERSION=8.3.40
+ARG ONNX_VERSION=1.17.0
+WORKDIR /export
+COPY deploy/export_detector.py .
+# torch CPU wheels keep this stage small; a failed download (offline build) leaves /models empty
+RUN mkdir -p /models \
+ && if [ "$EXPORT_DETECTOR" = "1" ]; then \
+      (pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu \
+          "torch==${TORCH_VERSION}" "torchvision==${TORCHVISION_VERSION}" \
+       && pip install --no-cache-dir "ultralytics==${ULTRALYTICS_VERSION}" "onnx==${ONNX_VERSION}" \
+       && python export_detector.py --weights "$DETECTOR_WEIGHTS" --imgsz "$DETECTOR_IMGSZ" --out /models/yolo11n.onnx) \
+      || echo "detector export failed (offline build?): the service will use the HOG fallback"; \
+    fi
+
+# ---------------------------------------------------------------- CPU runtime
+FROM ${PYTHON_IMAGE} AS runtime-cpu
+ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 OMP_NUM_THREADS=1 \
+    POSE_HOST=0.0.0.0 POSE_PORT=8000 POSE_THREADS=2 POSE_WORKERS=2 \
+    POSE_POSE_MODEL=/models/okdhp-litehg-w32.onnx POSE_DETECTOR_MODEL=/models/yolo11n.onnx
+RUN useradd --create-home --uid 10001 okpose
+COPY --from=wheels /wheels/cpu /wheels
+RUN pip install --no-cache-dir --no-index --find-links /wheels "okpose[serve]==0.1.0" && rm -rf /wheels
+COPY --chown=okpose:okpose models/ /models/
+COPY --from=detector --chown=okpose:okpose /models/ /models/
+USER 10001:10001
+WORKDIR /home/okpose
+EXPOSE 8000
+HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
+  CMD ["python", "-c", "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=2).status == 200 else 1)"]
+ENTRYPOINT ["python", "-m", "service"]
+
+# ---------------------------------------------------------------- GPU runtime (default target)
+FROM ${CUDA_IMAGE} AS runtime-gpu
+ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 OMP_NUM_THREADS=1 \
+    POSE_HOST=0.0.0.0 POSE_PORT=8000 POSE_THREADS=4 POSE_WORKERS=4 POSE_PROVIDERS=auto \
+    POSE_POSE_MODEL=/models/okdhp-litehg-w32.onnx POSE_DETECTOR_MODEL=/models/yolo11n.onnx \
+    PATH=/opt/venv/bin:$PATH
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 python3-venv libgl1 libglib2.0-0 \
+ && rm -rf /var/lib/apt/lists/* \
+ && python3 -m venv /opt/venv \
+ && useradd --create-home --uid 10001 okpose
+COPY --from=wheels /wheels/gpu /wheels
+# the wheels were built for the python image's interpreter; pure-python ones are reused and the rest
+# (numpy, onnxruntime-gpu, opencv) resolve for this interpreter from PyPI
+RUN pip install --no-cache-dir --find-links /wheels "okpose[gpu]==0.1.0" && rm -rf /wheels
+COPY --chown=okpose:okpose models/ /models/
+COPY --from=detector --chown=okpose:okpose /models/ /models/
+USER 10001:10001
+WORKDIR /home/okpose
+EXPOSE 8000
+HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \
+  CMD ["python", "-c", "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=2).status == 200 else 1)"]
+ENTRYPOINT ["python", "-m", "service"]
