@@ -30,14 +30,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"invalid settings: {e}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        uvicorn.run(
-            create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
-            ws_per_message_deflate=False, timeout_graceful_shutdown=10,
-        )  # fmt: skip
+    from service.engine import Engine
+
+    try:  # load before binding the port: a bad model fails fast with the file named, no traceback
+        engine = Engine.load(settings)
     except ModelLoadError as e:
         logging.getLogger("service").error("startup failed: %s", e)
         return 1
+    uvicorn.run(
+        create_app(settings, engine), host=settings.host, port=settings.port, log_level=settings.log_level,
+        ws_per_message_deflate=False, timeout_graceful_shutdown=10,
+    )  # fmt: skip
     return 0
 
 

@@ -20,12 +20,13 @@ STATIC = Path(__file__).parent / "static"
 log = logging.getLogger("service")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+    """The app; models load in the lifespan unless an already loaded ``engine`` is given."""
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.engine = Engine.load(settings)
+        app.state.engine = engine or Engine.load(settings)
         log.info("ready on %s:%d", settings.host, settings.port)
         try:
             yield

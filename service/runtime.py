@@ -16,10 +16,20 @@ class ModelLoadError(RuntimeError):
     """A model file is missing or unreadable; the message names the file."""
 
 
+def _tensorrt_libs_present() -> bool:
+    """onnxruntime-gpu lists TensorRT whether or not libnvinfer is installed; only use it if it is."""
+    import ctypes.util
+
+    return ctypes.util.find_library("nvinfer") is not None
+
+
 def choose_providers(setting: str) -> list[str]:
     available = ort.get_available_providers()
     if setting == "auto":
-        return [p for p in PREFERRED if p in available] or ["CPUExecutionProvider"]
+        usable = [p for p in PREFERRED if p in available]
+        if "TensorrtExecutionProvider" in usable and not _tensorrt_libs_present():
+            usable.remove("TensorrtExecutionProvider")
+        return usable or ["CPUExecutionProvider"]
     wanted = [p.strip() for p in setting.split(",") if p.strip()]
     missing = [p for p in wanted if p not in available]
     if missing:
