@@ -97,13 +97,13 @@ def decode(heatmaps: npt.ArrayLike, refine: str = "dark", dark_kernel: int = 11)
 def _dark_offsets(flat: F32, xi: npt.NDArray[np.int64], yi: npt.NDArray[np.int64], kernel: int) -> F64:
     """Sub-pixel offsets -H^-1 g of the log of the blurred heatmap at the integer maxima."""
     m, h, w = flat.shape
-    blurred = np.empty_like(flat)
-    for i in range(m):
-        peak = flat[i].max()
-        b = cv2.GaussianBlur(flat[i], (kernel, kernel), 0)
-        # keep the original peak height so the log surface has the same scale
-        bmax = b.max()
-        blurred[i] = b * (peak / bmax) if bmax > 0 else b
+    # one blur call over all maps stacked as channels (OpenCV handles up to 512 channels per call)
+    stack = np.ascontiguousarray(flat.transpose(1, 2, 0))
+    chunks = [cv2.GaussianBlur(stack[..., i : i + 512], (kernel, kernel), 0) for i in range(0, m, 512)]
+    blurred = np.concatenate([c.reshape(h, w, -1) for c in chunks], axis=2).transpose(2, 0, 1)
+    # keep each map's original peak height so the log surface has the same scale
+    peak, bmax = flat.reshape(m, -1).max(1), blurred.reshape(m, -1).max(1)
+    blurred = blurred * np.where(bmax > 0, peak / np.where(bmax > 0, bmax, 1.0), 1.0)[:, None, None]
     logm = np.log(np.maximum(blurred, 1e-10)).astype(np.float64)
     p = np.pad(logm, ((0, 0), (1, 1), (1, 1)), mode="edge")
     r = np.arange(m)

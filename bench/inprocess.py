@@ -1,0 +1,164 @@
+"""In-process measurements: per-stage latency, YOLO-pose baseline, batching and detector-interval ratios."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from bench.frames import Frame
+from posecore.types import Detections
+from service.detector import HogDetector, YoloOnnxDetector, nms_xyxy
+from service.pipeline import Options, Pipeline, StreamState
+from service.pose import PoseEstimator
+from service.runtime import open_session
+from service.schemas import persons_json
+from service.settings import Settings
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+class ProxyDetector:
+    """Runs a real (weight-free) YOLO ONNX for its *time*, returns the frame's GT boxes.
+
+    Untrained weights find no people, so this measures the intended fast path honestly: detector
+    cost from the real graph, pose cost on the real number of people."""
+
+    def __init__(self, yolo: YoloOnnxDetector):
+        self.yolo, self.name, self.boxes = yolo, f"{yolo.name} (timing) + GT boxes", np.zeros((0, 4), np.float32)
+
+    def __call__(self, image: np.ndarray) -> Detections:
+        self.yolo(image)
+        return Detections(self.boxes, np.ones(len(self.boxes), np.float32))
+
+
+def run_pipeline(pipe: Pipeline, frames: list[Frame], interval: int, set_boxes: Callable[[Frame], None] | None):
+    """Per-frame stage timings over the clips (one stream state per clip), plus the poses."""
+    rows, poses = [], []
+    state, clip = None, None
+    for f in frames:
+        if f.clip != clip:
+            state, clip = StreamState(tracker=pipe.new_stream().tracker), f.clip
+        if set_boxes:
+            set_boxes(f)
+        t0 = time.perf_counter()
+        img = cv2.imdecode(np.frombuffer(f.jpeg, np.uint8), cv2.IMREAD_COLOR)
+        decode = (time.perf_counter() - t0) * 1e3
+        opts = Options(detect_interval=interval)
+        res = pipe.process(img, opts, state, None, decode)
+        t1 = time.perf_counter()
+        json.dumps({"persons": persons_json(res)})
+        res.timings_ms["serialize"] = (time.perf_counter() - t1) * 1e3
+        res.timings_ms["total"] += res.timings_ms["serialize"]
+        rows.append({**res.timings_ms, "persons": len(res.poses)})
+        poses.append(res.poses)
+    return rows, poses
+
+
+def stage_table(rows: list[dict]) -> dict[str, dict[str, float]]:
+    stages = ("decode", "detect", "crop", "pose", "decode_heatmaps", "track", "serialize", "total")
+    out = {s: {"p50": pct([r[s] for r in rows], 50), "p95": pct([r[s] for r in rows], 95)} for s in stages}
+    out["persons"] = {"p50": pct([r["persons"] for r in rows], 50), "max": float(max(r["persons"] for r in rows))}
+    return out
+
+
+def per_person_vs_batched(pose: PoseEstimator, frames: list[Frame], repeats: int = 3) -> dict[str, float]:
+    """Pose stage (crop + inference + decode) with one call per frame vs one call per person (rtmlib style)."""
+    batched, single = [], []
+    for _ in range(repeats):
+        for f in frames:
+            if len(f.gt_boxes) == 0:
+                continue
+            t0 = time.perf_counter()
+            pose(f.image, f.gt_boxes)
+            t1 = time.perf_counter()
+            for b in f.gt_boxes:
+                pose(f.image, b[None])
+            t2 = time.perf_counter()
+            batched.append((t1 - t0) * 1e3)
+            single.append((t2 - t1) * 1e3)
+    return {"batched_ms_p50": pct(batched, 50), "per_person_ms_p50": pct(single, 50),
+            "speedup": pct(single, 50) / pct(batched, 50)}  # fmt: skip
+
+
+class YoloPose:
+    """Ultralytics YOLO11n-pose exported to ONNX, run with the same ORT settings (letterbox + NMS)."""
+
+    def __init__(self, path: Path, threads: int):
+        self.session = open_session(path, "auto", threads)
+        self.size = self.session.get_inputs()[0].shape[2]
+        self.name = self.session.get_inputs()[0].name
+
+    def __call__(self, image: np.ndarray) -> int:
+        h, w = image.shape[:2]
+        r = self.size / max(h, w)
+        canvas = np.full((self.size, self.size, 3), 114, np.uint8)
+        canvas[: round(h * r), : round(w * r)] = cv2.resize(image, (round(w * r), round(h * r)))
+        x = np.ascontiguousarray(canvas[None, :, :, ::-1].transpose(0, 3, 1, 2), dtype=np.float32) / 255.0
+        out = self.session.run(None, {self.name: x})[0][0]  # (5 + 51, A)
+        sel = out[4] > 0.25
+        cx, cy, bw, bh = out[:4, sel]
+        boxes = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], 1).astype(np.float32)
+        keep = nms_xyxy(boxes, out[4, sel].astype(np.float32), 0.5)
+        kps = out[5:, sel][:, keep].T.reshape(-1, 17, 3) / [r, r, 1]  # to image pixels
+        return len(kps)
+
+
+def time_frames(fn: Callable[[np.ndarray], object], frames: list[Frame]) -> list[float]:
+    ts = []
+    for f in frames:
+        t0 = time.perf_counter()
+        img = cv2.imdecode(np.frombuffer(f.jpeg, np.uint8), cv2.IMREAD_COLOR)
+        fn(img)
+        ts.append((time.perf_counter() - t0) * 1e3)
+    return ts
+
+
+def interval_accuracy(every: list, skipped: list) -> float:
+    """OKS AP of the detector-every-k poses against the detector-every-frame poses (as reference)."""
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    images, anns, dets = [], [], []
+    for i, (ref, got) in enumerate(zip(every, skipped, strict=True)):
+        images.append({"id": i, "width": 1000, "height": 1000})
+        for j in range(len(ref)):
+            x1, y1, x2, y2 = ref.boxes[j].tolist()
+            kp = ref.keypoints[j].copy()
+            kp[:, 2] = np.where(kp[:, 2] > 0.2, 2, 0)
+            anns.append({"id": len(anns) + 1, "image_id": i, "category_id": 1, "iscrowd": 0, "area": (x2 - x1) * (y2 - y1),
+                         "bbox": [x1, y1, x2 - x1, y2 - y1], "keypoints": kp.reshape(-1).tolist(),
+                         "num_keypoints": int((kp[:, 2] > 0).sum())})  # fmt: skip
+        for j in range(len(got)):
+            dets.append({"image_id": i, "category_id": 1, "keypoints": got.keypoints[j].reshape(-1).tolist(),
+                         "score": float(got.scores[j])})  # fmt: skip
+    if not anns or not dets:
+        return float("nan")
+    gt = COCO()
+    gt.dataset = {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "person"}]}
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt.createIndex()
+        ev = COCOeval(gt, gt.loadRes(dets), "keypoints")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return float(ev.stats[0])
+
+
+def build(settings: Settings, yolo_detect: Path | None):
+    pose = PoseEstimator(settings.pose_model, "auto", settings.threads)
+    hog = Pipeline(settings, HogDetector(max_side=settings.hog_max_side), pose)
+    fast = None
+    if yolo_detect is not None:
+        proxy = ProxyDetector(YoloOnnxDetector(yolo_detect, 320, 0.35, "auto", settings.threads))
+        fast = (Pipeline(settings, proxy, pose), proxy)
+    return pose, hog, fast

@@ -1,0 +1,52 @@
+"""The real service (uvicorn, websocket, pipeline) for the benchmark, with the detector swapped for
+``ProxyDetector`` when YOLO assets exist: YOLO's real cost, the frame's GT boxes.
+
+python -m bench.serve_proxy PORT DETECTOR(hog|proxy) YOLO_DETECT_ONNX PER_CLIP
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import uvicorn
+
+from bench.frames import load_frames
+from posecore.types import Detections
+from service.app import create_app
+from service.detector import YoloOnnxDetector
+from service.engine import Engine
+from service.settings import Settings
+
+
+def key(image: np.ndarray) -> bytes:
+    return image[::17, ::13].tobytes()
+
+
+class FrameLookupProxy:
+    def __init__(self, yolo: YoloOnnxDetector, table: dict[bytes, np.ndarray]):
+        self.yolo, self.table, self.name = yolo, table, f"{yolo.name} (timing) + GT boxes"
+
+    def __call__(self, image: np.ndarray) -> Detections:
+        self.yolo(image)
+        boxes = self.table.get(key(image), np.zeros((0, 4), np.float32))
+        return Detections(boxes, np.ones(len(boxes), np.float32))
+
+
+def main() -> None:
+    import cv2
+
+    port, mode, yolo_path, per_clip = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
+    settings = Settings(port=port, threads=2, workers=2, max_fps=1000, max_streams=64, max_streams_per_client=64)
+    engine = Engine.load(settings)
+    if mode == "proxy":
+        table = {}
+        for f in load_frames(per_clip):
+            table[key(cv2.imdecode(np.frombuffer(f.jpeg, np.uint8), cv2.IMREAD_COLOR))] = f.gt_boxes
+        engine.pipeline.detector = FrameLookupProxy(YoloOnnxDetector(yolo_path, 320, 0.35, "auto", 2), table)
+    uvicorn.run(create_app(settings, engine), host="127.0.0.1", port=port, log_level="warning",
+                ws_per_message_deflate=False)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""Websocket measurements against the real service in a separate process on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import websockets
+
+from bench.frames import Frame
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    def __init__(self, mode: str, yolo: Path | None, per_clip: int):
+        self.port = free_port()
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        self.proc = subprocess.Popen([sys.executable, "-m", "bench.serve_proxy", str(self.port), mode, str(yolo or ""),
+                                      str(per_clip)], env=env)  # fmt: skip
+        deadline = time.time() + 120
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.time() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("benchmark server did not start")
+            time.sleep(0.3)
+        self.url = f"ws://127.0.0.1:{self.port}/stream"
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICK
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+async def lockstep(url: str, frames: list[Frame], interval: int) -> list[float]:
+    """One stream, next frame sent when the previous answer arrives: end-to-end latency per frame."""
+    lat = []
+    async with websockets.connect(url, max_size=None, compression=None) as ws:
+        await ws.recv()
+        await ws.send(json.dumps({"type": "config", "detect_interval": interval}))
+        await ws.recv()
+        for f in frames:
+            t0 = time.perf_counter()
+            await ws.send(f.jpeg)
+            while json.loads(await ws.recv())["type"] not in ("result", "error"):
+                pass
+            lat.append((time.perf_counter() - t0) * 1e3)
+    return lat
+
+
+async def live_stream(url: str, frames: list[Frame], fps: float, seconds: float, interval: int) -> dict[str, float]:
+    """Send at ``fps`` without waiting; count answered / dropped, latency of answered frames."""
+    sent_at: dict[int, float] = {}
+    lat: list[float] = []
+    answered = dropped = 0
+    async with websockets.connect(url, max_size=None, compression=None) as ws:
+        await ws.recv()
+        await ws.send(json.dumps({"type": "config", "detect_interval": interval}))
+        await ws.recv()
+
+        async def sender() -> None:
+            t_next, i = time.perf_counter(), 0
+            end = t_next + seconds
+            while time.perf_counter() < end:
+                sent_at[i] = time.perf_counter()
+                await ws.send(frames[i % len(frames)].jpeg)
+                i += 1
+                t_next += 1 / fps
+                await asyncio.sleep(max(0.0, t_next - time.perf_counter()))
+
+        task = asyncio.create_task(sender())
+        t_start = time.perf_counter()
+        while not task.done() or len(sent_at) > answered + dropped:
+            try:
+                m = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            except asyncio.TimeoutError:
+                break
+            dropped += len(m.get("dropped", []))
+            if m.get("type") in ("result", "error") and "frame" in m:
+                answered += 1
+                lat.append((time.perf_counter() - sent_at[m["frame"]]) * 1e3)
+        elapsed = time.perf_counter() - t_start
+    sent = len(sent_at)
+    return {"sent": sent, "answered": answered, "dropped": dropped, "fps": answered / elapsed,
+            "p50_ms": float(np.percentile(lat, 50)) if lat else float("nan"),
+            "p95_ms": float(np.percentile(lat, 95)) if lat else float("nan"),
+            "drop_rate": dropped / max(sent, 1), "unaccounted": sent - answered - dropped}  # fmt: skip
+
+
+def concurrent(server: Server, frames: list[Frame], n: int, fps: float, seconds: float, interval: int) -> dict:
+    cpu0, rss0, t0 = server.cpu_seconds(), server.rss_mb(), time.perf_counter()
+
+    async def all_streams() -> list[dict[str, float]]:
+        return await asyncio.gather(*[live_stream(server.url, frames, fps, seconds, interval) for _ in range(n)])
+
+    res = asyncio.run(all_streams())
+    wall = time.perf_counter() - t0
+    return {
+        "streams": n, "fps_per_stream": float(np.mean([r["fps"] for r in res])),
+        "min_fps_stream": float(min(r["fps"] for r in res)),
+        "p95_ms": float(np.max([r["p95_ms"] for r in res])), "drop_rate": float(np.mean([r["drop_rate"] for r in res])),
+        "unaccounted": int(sum(r["unaccounted"] for r in res)),
+        "cpu_pct": 100 * (server.cpu_seconds() - cpu0) / wall, "rss_mb_start": rss0, "rss_mb_end": server.rss_mb(),
+    }  # fmt: skip

@@ -1,0 +1,25 @@
+"""The benchmark's smoke run (seconds, no thresholds on time) so it cannot rot."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_bench_quick_runs_and_reports_every_section(tmp_path):
+    out = tmp_path / "bench"
+    r = subprocess.run([sys.executable, "-m", "bench", "--quick", "--out", str(out)], cwd=ROOT, capture_output=True,
+                       text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-4000:]
+    res = json.loads((out.with_suffix(".json")).read_text())
+    assert set(res["stages"]) >= {"ours, HOG detector every frame", "ours, YOLO11n-det every frame"}
+    for stages in res["stages"].values():
+        assert stages["total"]["p50"] > 0 and stages["pose"]["p50"] >= 0
+    assert set(res["yolo_pose"]) == {"320", "640"}
+    assert res["batching"]["speedup"] > 0
+    assert 0 <= res["interval_oks_ap_vs_every_frame"] <= 1
+    assert [c["streams"] for c in res["concurrency"]] == [1, 2, 4, 8]
+    assert all(c["unaccounted"] == 0 for c in res["concurrency"])  # every frame answered or reported dropped
+    assert "| concurrent streams" in (out.with_suffix(".md")).read_text()
