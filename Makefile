@@ -7,7 +7,7 @@ HOST ?= 0.0.0.0
 PORT ?= 8000
 PIP_FLAGS := --disable-pip-version-check -q
 
-.PHONY: serve test lint typecheck pytest bench system-deps clean
+.PHONY: serve test lint typecheck pytest bench reliability system-deps clean
 
 $(SERVE_VENV)/.stamp: pyproject.toml
 	$(PY) -m venv $(SERVE_VENV)
@@ -46,6 +46,11 @@ pytest: $(DEV_VENV)/.stamp system-deps
 	$(DEV_VENV)/bin/python -m pytest -q
 
 test: lint typecheck pytest
+
+# full reliability suite: 5-minute soak with 8 streams + REST, thousands of fuzz cases, faults;
+# prints a summary table (the short version runs inside `make test`)
+reliability: $(DEV_VENV)/.stamp
+	RELIABILITY_FULL=1 $(DEV_VENV)/bin/python -m pytest tests/reliability -q -p no:randomly
 
 bench: $(DEV_VENV)/.stamp
 	$(DEV_VENV)/bin/python -m bench

@@ -220,6 +220,8 @@ async def _live(s, it, sink: Sink, stats: Stats, fps: float, q: int, on_result) 
                 pending.pop(d, None)
                 sink.record({"type": "dropped", "frame": d})
             fid = msg.data.get("frame")
+            if msg.type == "bye":  # the server is going away: keep the notice, the reconnect follows
+                sink.record(msg.data)
             if fid is None or fid not in pending:
                 continue
             img, t_sent = pending.pop(fid)

@@ -37,10 +37,13 @@ def main(argv: list[str] | None = None) -> int:
     except ModelLoadError as e:
         logging.getLogger("service").error("startup failed: %s", e)
         return 1
-    uvicorn.run(
+    from service.server import GracefulServer
+
+    config = uvicorn.Config(
         create_app(settings, engine), host=settings.host, port=settings.port, log_level=settings.log_level,
-        ws_per_message_deflate=False, timeout_graceful_shutdown=10,
+        ws_per_message_deflate=False, timeout_graceful_shutdown=10, ws_ping_interval=10, ws_ping_timeout=10,
     )  # fmt: skip
+    GracefulServer(config, engine).run()
     return 0
 
 

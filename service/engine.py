@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from service.detector import build_detector
 from service.metrics import Metrics
@@ -26,6 +27,9 @@ class Engine:
     executor: ThreadPoolExecutor
     limiter: StreamLimiter
     started: float
+    rest_limiter: StreamLimiter
+    # set on SIGTERM: streams finish their in-flight frame, say goodbye and close (1001)
+    draining: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
     def load(cls, settings: Settings) -> Engine:
@@ -39,6 +43,7 @@ class Engine:
             settings=settings, pipeline=pipeline, metrics=Metrics(),
             executor=ThreadPoolExecutor(settings.workers, thread_name_prefix="pose"),
             limiter=StreamLimiter(settings.max_streams, settings.max_streams_per_client), started=time.time(),
+            rest_limiter=StreamLimiter(64 * settings.workers, settings.max_requests_per_client),
         )  # fmt: skip
         engine.warmup()
         return engine

@@ -122,6 +122,24 @@ async def pose(
     boxes: Annotated[str | None, Query(description="JSON list of [x1, y1, x2, y2]; skips the detector")] = None,
 ) -> dict[str, Any]:
     """Estimate poses in one JPEG/PNG image (stateless: no track ids)."""
+    client = request.client.host if request.client else "unknown"
+    busy = engine.rest_limiter.acquire(client)
+    if busy is not None:
+        raise HTTPException(429, f"too many concurrent requests: {busy}", headers={"Retry-After": "1"})
+    try:
+        return await _pose(request, engine, keypoint_threshold, pose_score_threshold, max_persons, boxes)
+    finally:
+        engine.rest_limiter.release(client)
+
+
+async def _pose(
+    request: Request,
+    engine: Engine,
+    keypoint_threshold: float | None,
+    pose_score_threshold: float | None,
+    max_persons: int | None,
+    boxes: str | None,
+) -> dict[str, Any]:
     m = engine.metrics
     data, form_boxes = await read_image(request, engine.settings.max_image_bytes)
     opts = engine.pipeline.default_options()

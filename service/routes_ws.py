@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from service.engine import Engine
@@ -26,6 +27,7 @@ from service.security import key_ok, origin_ok
 router = APIRouter()
 log = logging.getLogger("service.ws")
 
+CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
 CLOSE_TRY_AGAIN = 1013
 
@@ -41,6 +43,10 @@ class ControlMessage(BaseModel):
     max_persons: int | None = Field(None, ge=1, le=200)
 
 
+class SlowConsumer(Exception):
+    """The client stopped reading its results."""
+
+
 class StreamSession:
     def __init__(self, ws: WebSocket, engine: Engine):
         self.ws, self.engine = ws, engine
@@ -49,15 +55,21 @@ class StreamSession:
         self.min_interval = 1.0 / engine.settings.max_fps
         self.next_id = 0
         self.pending: tuple[int, bytes, float] | None = None
-        self.busy = False
         self.dropped: list[int] = []
         self.wake = asyncio.Event()
         self.send_lock = asyncio.Lock()
         self.closed = False
 
     async def send(self, msg: dict[str, Any]) -> None:
+        """Send one message; a client that stops reading is cut off after ``send_timeout_s``
+        (its frames were already being dropped, so nothing piles up meanwhile)."""
         async with self.send_lock:
-            await self.ws.send_text(json.dumps(msg, separators=(",", ":")))
+            try:
+                await asyncio.wait_for(self.ws.send_text(json.dumps(msg, separators=(",", ":"))),
+                                       self.engine.settings.send_timeout_s)  # fmt: skip
+            except asyncio.TimeoutError as e:
+                self.engine.metrics.errors.labels("slow_consumer").inc()
+                raise SlowConsumer(f"client did not read for {self.engine.settings.send_timeout_s} s") from e
 
     def _take_dropped(self) -> list[int]:
         d, self.dropped = self.dropped, []
@@ -79,7 +91,9 @@ class StreamSession:
             if data is not None:
                 fid = self.next_id
                 self.next_id += 1
-                if len(data) > limit:
+                if self.engine.draining.is_set():
+                    await self.send({"type": "error", "frame": fid, "error": "server is shutting down"})
+                elif len(data) > limit:
                     self.engine.metrics.frames.labels("stream", "rejected").inc()
                     await self.send(
                         {"type": "error", "frame": fid, "error": f"frame is {len(data)} bytes, limit {limit}"}
@@ -118,8 +132,16 @@ class StreamSession:
         m = self.engine.metrics
         last_start = -1e9
         while True:
-            await self.wake.wait()
+            # sleep only when there is nothing to do (a wake-up that came while a frame was being
+            # processed must not be lost, nor the start of a drain)
+            if self.pending is None and not self.engine.draining.is_set():
+                await self.wake.wait()
             self.wake.clear()
+            if self.engine.draining.is_set() and self.pending is None:
+                # graceful shutdown: everything accepted has been answered; say goodbye properly
+                await self.send({"type": "bye", "reason": "server is shutting down", "dropped": self._take_dropped()})
+                await self.ws.close(CLOSE_GOING_AWAY, "server is shutting down")
+                return
             # frame-rate limit: start frames no closer than 1 / max_fps; newer frames arriving
             # meanwhile replace the pending one, so the limit drops stale frames, never the latest
             wait = self.min_interval - (time.monotonic() - last_start)
@@ -129,7 +151,7 @@ class StreamSession:
                 continue
             last_start = time.monotonic()
             fid, data, t_arrival = self.pending
-            self.pending, self.busy = None, True
+            self.pending = None
             try:
                 out = await loop.run_in_executor(self.engine.executor, self._process, data)
             except ImageError as e:
@@ -149,10 +171,6 @@ class StreamSession:
                 m.observe_timings(out["timings_ms"])
                 m.persons.observe(len(out["persons"]))
                 await self.send({"type": "result", "frame": fid, **out, "dropped": self._take_dropped()})
-            finally:
-                self.busy = False
-            if self.pending is not None:
-                self.wake.set()
 
     def _process(self, data: bytes) -> dict[str, Any]:
         t0 = time.perf_counter()
@@ -169,35 +187,58 @@ class StreamSession:
         }  # fmt: skip
 
 
+async def refuse(ws: WebSocket, status: int, code: int, reason: str, retry_after: int | None = None) -> None:
+    """Refuse before accepting: an HTTP response (e.g. 429 + Retry-After) where the server supports
+    it, else a close frame with ``code``."""
+    if "websocket.http.response" in ws.scope.get("extensions", {}):
+        headers = {"Retry-After": str(retry_after)} if retry_after else None
+        await ws.send_denial_response(JSONResponse({"detail": reason}, status, headers=headers))
+    else:
+        await ws.close(code, reason)
+
+
 @router.websocket("/stream")
 async def stream(ws: WebSocket) -> None:
     engine: Engine | None = getattr(ws.app.state, "engine", None)
-    if engine is None:
-        await ws.close(CLOSE_TRY_AGAIN, "service is starting")
+    if engine is None or engine.draining.is_set():
+        await refuse(ws, 503, CLOSE_TRY_AGAIN, "service is starting or shutting down", retry_after=5)
         return
     key = ws.headers.get("x-api-key") or ws.query_params.get("api_key")
     if not key_ok(engine.settings, key):
-        await ws.close(CLOSE_POLICY, "missing or invalid API key")
+        await refuse(ws, 401, CLOSE_POLICY, "missing or invalid API key")
         return
     if not origin_ok(engine.settings, ws.headers.get("origin")):
-        await ws.close(CLOSE_POLICY, "origin not allowed")
+        await refuse(ws, 403, CLOSE_POLICY, "origin not allowed")
         return
     client = ws.client.host if ws.client else "unknown"
     reason = engine.limiter.acquire(client)
-    await ws.accept()
     if reason is not None:
-        await ws.send_text(json.dumps({"type": "error", "error": f"too many streams: {reason}", "retry_after": 5}))
-        await ws.close(CLOSE_TRY_AGAIN, "too many streams")
+        await refuse(ws, 429, CLOSE_TRY_AGAIN, f"too many streams: {reason}", retry_after=5)
         return
     engine.metrics.active_streams.inc()
     session = StreamSession(ws, engine)
-    await session.send({"type": "hello", "model": engine.info.model_dump(), "config": session.opts.__dict__})
-    worker = asyncio.create_task(session.work_loop())
+    tasks: list[asyncio.Task[None]] = []
     try:
-        await session.receive_loop()
-    except WebSocketDisconnect:
+        await ws.accept()
+        await session.send({"type": "hello", "model": engine.info.model_dump(), "config": session.opts.__dict__})
+        tasks = [asyncio.create_task(session.receive_loop()), asyncio.create_task(session.work_loop()),
+                 asyncio.create_task(_wake_on_drain(engine, session))]  # fmt: skip
+        done, _ = await asyncio.wait(tasks[:2], return_when=asyncio.FIRST_COMPLETED)
+        for t in done:
+            exc = t.exception()
+            if isinstance(exc, SlowConsumer):
+                log.warning("closing stream from %s: %s", client, exc)
+            elif exc is not None and not isinstance(exc, WebSocketDisconnect | RuntimeError):
+                log.error("stream from %s failed: %r", client, exc)
+    except (WebSocketDisconnect, SlowConsumer):
         pass
     finally:
-        worker.cancel()
+        for t in tasks:
+            t.cancel()
         engine.limiter.release(client)
         engine.metrics.active_streams.dec()
+
+
+async def _wake_on_drain(engine: Engine, session: StreamSession) -> None:
+    await engine.draining.wait()
+    session.wake.set()

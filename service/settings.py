@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     max_fps: float = Field(60.0, gt=0)  # per stream; faster frames are dropped (and reported)
     max_streams: int = Field(32, ge=1)
     max_streams_per_client: int = Field(4, ge=1)
+    max_requests_per_client: int = Field(4, ge=1)  # concurrent POST /pose per client address (429 beyond)
+    send_timeout_s: float = Field(10.0, gt=0)  # a stream whose client stops reading is closed after this
+    shutdown_grace_s: float = Field(5.0, ge=0)  # SIGTERM: time for streams to answer in-flight frames
     allowed_origins: str = "*"  # comma list for CORS and websocket Origin checks
     api_key: SecretStr | None = None
 

@@ -1,0 +1,236 @@
+"""Faults: disconnects, half-open sockets, slow consumers, per-frame exceptions, SIGTERM, restarts, limits."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+import websockets
+
+from clients.streaming import Sink, run
+from tests.reliability.conftest import ServiceProcess, report
+from tests.service.conftest import make_server
+
+
+async def _hello(ws):
+    assert json.loads(await asyncio.wait_for(ws.recv(), 30))["type"] == "hello"
+
+
+def _metric(text: str, prefix: str) -> float:
+    return sum(float(ln.split()[-1]) for ln in text.splitlines() if ln.startswith(prefix))
+
+
+def test_client_disconnects_mid_frame_and_half_open_sockets(server, multi_frames):
+    async def rude():
+        for _ in range(5):
+            ws = await websockets.connect(server.ws, max_size=None)
+            await _hello(ws)
+            await ws.send(multi_frames[0])
+            ws.transport.abort()  # gone mid-frame, no close handshake
+
+    asyncio.run(rude())
+    # half-open / never-finished HTTP connections must not block anyone else
+    socks = []
+    for _ in range(20):
+        s = socket.create_connection(("127.0.0.1", server.port))
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # headers never finished
+        socks.append(s)
+    try:
+        assert httpx.get(f"{server.http}/health", timeout=5).status_code == 200
+
+        async def normal():
+            async with websockets.connect(server.ws, max_size=None) as ws:
+                await _hello(ws)
+                await ws.send(multi_frames[1])
+                return json.loads(await asyncio.wait_for(ws.recv(), 30))
+
+        assert asyncio.run(normal())["type"] == "result"
+    finally:
+        for s in socks:
+            s.close()
+    deadline = time.time() + 10
+    while server.app.state.engine.limiter.total and time.time() < deadline:
+        time.sleep(0.1)
+    assert server.app.state.engine.limiter.total == 0  # every aborted stream was released
+    report("disconnects + half-open", aborted_streams=5, half_open_sockets=20, survived=True)
+
+
+def test_slow_consumer_is_bounded_then_cut_off(multi_frames):
+    """A client that sends and never reads: frames are dropped (one pending at most), not queued;
+    when its socket stops draining the server closes it after send_timeout_s."""
+    with make_server(send_timeout_s=1.0) as s:
+        async def flood():
+            ws = await websockets.connect(s.ws, max_size=None, max_queue=1)
+            for i in range(400):
+                await ws.send(multi_frames[i % len(multi_frames)])
+            await asyncio.sleep(1.5)
+            return ws
+
+        ws = asyncio.run(flood())
+        text = httpx.get(f"{s.http}/metrics").text
+        processed = _metric(text, 'pose_frames_total{outcome="processed",source="stream"}')
+        dropped = _metric(text, 'pose_frames_total{outcome="dropped",source="stream"}')
+        assert processed + dropped >= 390 and dropped > processed  # stale frames dropped, not queued
+        assert httpx.get(f"{s.http}/health").status_code == 200
+        del ws
+    report("slow consumer", frames_sent=400, processed=int(processed), dropped=int(dropped))
+
+
+def test_exception_on_one_frame_is_reported_and_stream_continues(server, multi_frames):
+    engine = server.app.state.engine
+    original = engine.pipeline.pose
+
+    class Flaky:
+        """The real estimator, failing on its second call."""
+
+        calls = 0
+
+        def __getattr__(self, name):
+            return getattr(original, name)
+
+        def __call__(self, *a, **k):
+            Flaky.calls += 1
+            if Flaky.calls == 2:
+                raise RuntimeError("injected pose failure")
+            return original(*a, **k)
+
+    flaky = Flaky()
+
+    before = _metric(httpx.get(f"{server.http}/metrics").text, 'pose_errors_total{kind="frame"}')
+    engine.pipeline.pose = flaky
+    try:
+        async def run3():
+            out = []
+            async with websockets.connect(server.ws, max_size=None) as ws:
+                await _hello(ws)
+                await ws.send(json.dumps({"type": "config", "detect_interval": 1}))
+                await ws.recv()
+                for f in multi_frames[:3]:
+                    await ws.send(f)
+                    out.append(json.loads(await asyncio.wait_for(ws.recv(), 30)))
+            return out
+
+        msgs = asyncio.run(run3())
+    finally:
+        engine.pipeline.pose = original
+    assert [m["type"] for m in msgs] == ["result", "error", "result"]
+    assert msgs[1]["frame"] == 1 and "RuntimeError" in msgs[1]["error"]
+    after = _metric(httpx.get(f"{server.http}/metrics").text, 'pose_errors_total{kind="frame"}')
+    assert after == before + 1
+    report("exception on one frame", error_frame=1, stream_continued=True)
+
+
+def test_sigterm_answers_in_flight_frames_and_closes_properly(multi_frames):
+    svc = ServiceProcess().start()
+
+    async def stream_then_term():
+        async with websockets.connect(svc.ws, max_size=None) as ws:
+            await _hello(ws)
+            await ws.send(multi_frames[0])
+            await asyncio.sleep(0.01)
+            svc.proc.send_signal(signal.SIGTERM)
+            msgs = []
+            try:
+                while True:
+                    msgs.append(json.loads(await asyncio.wait_for(ws.recv(), 30)))
+            except websockets.exceptions.ConnectionClosed as e:
+                return msgs, e.rcvd.code if e.rcvd else None
+
+    msgs, code = asyncio.run(stream_then_term())
+    rc = svc.stop()
+    assert msgs[0]["type"] == "result" and msgs[0]["frame"] == 0  # in-flight frame answered
+    assert msgs[-1]["type"] == "bye"
+    assert code == 1001 and rc == 0
+    report("SIGTERM", in_flight_answered=True, close_code=code, exit_code=rc)
+
+
+def test_bundled_client_reconnects_after_server_restart(data_root, tmp_path):
+    svc = ServiceProcess().start()
+    frames_src = _frames(data_root, 150)
+    sink = Sink(None, str(tmp_path / "out.jsonl"), 30, show=False)
+    result = {}
+
+    def client():
+        result["stats"] = asyncio.run(run(svc.http, iter(frames_src), sink, "live", 30.0, reconnect=True))
+
+    t = threading.Thread(target=client)
+    t.start()
+    time.sleep(1.5)
+    svc.stop()  # server goes away mid-stream ...
+    time.sleep(0.5)
+    svc.start()  # ... and comes back on the same port
+    t.join(timeout=120)
+    sink.close()
+    svc.stop()
+    stats = result["stats"]
+    assert stats.reconnects >= 1
+    lines = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
+    bye = [m for m in lines if m.get("type") == "bye"]
+    results = [m for m in lines if m.get("type") == "result"]
+    assert results and stats.answered == len(results)
+    assert bye, "the restart was announced to the client"
+    report("server restart", reconnects=stats.reconnects, answered=stats.answered)
+
+
+def _frames(data_root, n):
+    import cv2
+
+    cap = cv2.VideoCapture(str(data_root / "videos" / "pose2sim_multi_cam01.mp4"))
+    out = []
+    while len(out) < n:
+        ok, img = cap.read()
+        if not ok:
+            cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            continue
+        out.append(cv2.resize(img, (270, 480)))
+    return out
+
+
+def test_limits_streams_per_client_and_concurrent_requests(multi_frames):
+    with make_server(max_streams_per_client=1, max_requests_per_client=1) as s:
+        async def two_streams():
+            async with websockets.connect(s.ws) as ws1:
+                await _hello(ws1)
+                with pytest.raises(websockets.exceptions.InvalidStatus) as e:
+                    async with websockets.connect(s.ws):
+                        pass
+                return e.value.response
+
+        resp = asyncio.run(two_streams())
+        assert resp.status_code == 429 and resp.headers["Retry-After"] == "5"
+
+        async def burst():
+            async with httpx.AsyncClient(timeout=60) as c:
+                return await asyncio.gather(*[c.post(f"{s.http}/pose", content=multi_frames[0],
+                                                     headers={"content-type": "image/jpeg"}) for _ in range(6)])
+
+        codes = [r.status_code for r in asyncio.run(burst())]
+        assert 200 in codes and 429 in codes and set(codes) <= {200, 429}
+        r429 = next(r for r in asyncio.run(burst()) if r.status_code == 429)
+        assert r429.headers["retry-after"] == "1"
+    report("limits", stream_429=True, rest_429=codes.count(429))
+
+
+def test_origin_allow_list_for_browser_and_websocket(multi_frames):
+    with make_server(allowed_origins="http://good.example") as s:
+        pre = httpx.options(f"{s.http}/pose", headers={"Origin": "http://good.example",
+                                                        "Access-Control-Request-Method": "POST"})
+        assert pre.headers.get("access-control-allow-origin") == "http://good.example"
+        bad = httpx.options(f"{s.http}/pose", headers={"Origin": "http://evil.example",
+                                                        "Access-Control-Request-Method": "POST"})
+        assert "access-control-allow-origin" not in bad.headers
+
+        async def ws(origin):
+            async with websockets.connect(s.ws, origin=origin) as c:
+                return json.loads(await c.recv())["type"]
+
+        assert asyncio.run(ws("http://good.example")) == "hello"
+        with pytest.raises(websockets.exceptions.InvalidStatus) as e:
+            asyncio.run(ws("http://evil.example"))
+        assert e.value.response.status_code == 403
