@@ -50,7 +50,7 @@ test: lint typecheck pytest
 # full reliability suite: 5-minute soak with 8 streams + REST, thousands of fuzz cases, faults;
 # prints a summary table (the short version runs inside `make test`)
 reliability: $(DEV_VENV)/.stamp
-	RELIABILITY_FULL=1 $(DEV_VENV)/bin/python -m pytest tests/reliability -q -p no:randomly
+	RELIABILITY_FULL=1 $(DEV_VENV)/bin/python -m pytest tests/reliability -q
 
 bench: $(DEV_VENV)/.stamp
 	$(DEV_VENV)/bin/python -m bench
