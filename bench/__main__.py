@@ -72,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
         res["interval_oks_ap_vs_every_frame"] = ip.interval_accuracy(poses1, posesk)
     res["stages"] = {k: ip.stage_table(v) for k, v in runs.items()}
 
+    res["tracker_10_people"] = ip.tracker_cost(10, 100 if a.quick else 300)
+    res["decode_3_people_ms_p50"] = ip.decode_cost(pose, 3)
+
     # 2. baselines: per-person calls, YOLO-pose one-stage
     res["batching"] = ip.per_person_vs_batched(pose, [f for f in frames if len(f.gt_boxes) >= 2][:60])
     res["yolo_pose"] = {}
@@ -122,6 +125,10 @@ def render(r: dict, a: argparse.Namespace) -> str:
         if fast_k:
             out.append(f"| fps ratio ours (det every {a.interval}) / YOLO11n-pose {size} | "
                        f"{y['p50'] / fast_k['total']['p50']:.2f}x |")  # fmt: skip
+    t = r["tracker_10_people"]
+    out.append(f"| tracker, 10 people, ms p50 / p95: PoseFlow vs box-IoU | {t['poseflow_ms_p50']:.3f} / "
+               f"{t['poseflow_ms_p95']:.3f} vs {t['iou_ms_p50']:.3f} / {t['iou_ms_p95']:.3f} |")  # fmt: skip
+    out.append(f"| heatmap decode (DARK) + inverse affine, 3 people, ms p50 | {r['decode_3_people_ms_p50']:.3f} |")
     b = r["batching"]
     out.append(f"| pose stage, batched vs one call per person (p50 ms) | {b['batched_ms_p50']:.2f} vs "
                f"{b['per_person_ms_p50']:.2f} ({b['speedup']:.2f}x) |")  # fmt: skip

@@ -162,3 +162,46 @@ def build(settings: Settings, yolo_detect: Path | None):
         proxy = ProxyDetector(YoloOnnxDetector(yolo_detect, 320, 0.35, "auto", settings.threads))
         fast = (Pipeline(settings, proxy, pose), proxy)
     return pose, hog, fast
+
+
+def tracker_cost(people: int = 10, frames: int = 300) -> dict[str, float]:
+    """Tracker time per frame with ``people`` persons: real GT poses of a clip, tiled side by side."""
+    from bench.baselines import IoUTracker
+    from bench.tracking import gt_poses, load_gt
+    from posecore.types import Poses
+    from service.tracker import PoseFlowTracker
+
+    gt = load_gt("pose2sim_multi_cam01")
+    rng = np.random.default_rng(0)
+    seq = []
+    for i in range(frames):
+        p = gt_poses(gt[i % len(gt)], rng, 0.01, 0.0)
+        reps = -(-people // max(1, len(p)))
+        kps = np.concatenate([p.keypoints + [1200.0 * r, 0, 0] for r in range(reps)])[:people]
+        boxes = np.concatenate([p.boxes + [1200.0 * r, 0, 1200.0 * r, 0] for r in range(reps)])[:people]
+        seq.append(Poses(kps, boxes, np.ones(len(kps))))
+    out = {}
+    for name, tracker in (("poseflow", PoseFlowTracker()), ("iou", IoUTracker())):
+        ts = []
+        for i, poses in enumerate(seq):
+            t0 = time.perf_counter()
+            tracker.update(poses, i)
+            ts.append((time.perf_counter() - t0) * 1e3)
+        out[f"{name}_ms_p50"] = pct(ts[10:], 50)
+        out[f"{name}_ms_p95"] = pct(ts[10:], 95)
+    return out
+
+
+def decode_cost(pose: PoseEstimator, persons: int = 3, runs: int = 200) -> float:
+    """Heatmap decode (DARK) + inverse affine for ``persons`` crops, ms p50."""
+    from posecore.topdown import heatmaps_to_image
+
+    w, h = pose.spec.heatmap_wh
+    hm = np.random.default_rng(0).random((persons, pose.spec.num_keypoints, h, w)).astype(np.float32)
+    mats = np.tile(np.array([[1.0, 0, 0], [0, 1.0, 0]]), (persons, 1, 1))
+    ts = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        heatmaps_to_image(hm, mats, pose.spec)
+        ts.append((time.perf_counter() - t0) * 1e3)
+    return pct(ts, 50)

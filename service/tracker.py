@@ -83,12 +83,14 @@ def keypoint_shift(prev: F64, cur: F64, thr: float) -> F64:
     prev, cur: (M, K, 3). Robust to box glitches (a limb leaving the frame moves the box, not the body).
     """
     both = (prev[..., 2] > thr) & (cur[..., 2] > thr)
-    d = np.where(both[..., None], cur[..., :2] - prev[..., :2], np.nan)
-    out = np.full((len(prev), 2), np.nan)
-    ok = both.sum(axis=1) >= 3
-    if ok.any():
-        out[ok] = np.nanmedian(d[ok], axis=1)
-    return out
+    d = np.where(both[..., None], cur[..., :2] - prev[..., :2], np.inf)  # invalid entries sort last
+    n = both.sum(axis=1)  # (M,)
+    d.sort(axis=1)
+    lo = np.clip((n - 1) // 2, 0, None)[:, None, None]
+    hi = np.clip(n // 2, 0, None)[:, None, None]
+    med = 0.5 * (np.take_along_axis(d, np.broadcast_to(lo, (len(d), 1, 2)), 1)
+                 + np.take_along_axis(d, np.broadcast_to(hi, (len(d), 1, 2)), 1))[:, 0]  # fmt: skip
+    return np.asarray(np.where((n >= 3)[:, None], med, np.nan), dtype=np.float64)
 
 
 class PoseFlowTracker:

@@ -12,6 +12,7 @@ python -m trainer train    --config trainer/configs/X.yaml [section.key=value ..
 python -m trainer evaluate (--checkpoint runs/X/final.pt | --onnx model.onnx [--config X.yaml]) [--no-flip]
 python -m trainer export   --checkpoint runs/X/final.pt --out models/X.onnx [--branch N|best]
 python -m trainer compare  --config trainer/configs/X.yaml --seeds 0 1 [--out docs/results.md] [key=value ...]
+python -m trainer card     --onnx models/X.onnx [--out models/X.card.json]   # held-out metrics + latency
 """
 
 
@@ -40,6 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--out", default="docs/results.md")
     c.add_argument("--variants", nargs="+", default=None)
     c.add_argument("overrides", nargs="*")
+    k = sub.add_parser("card")
+    k.add_argument("--onnx", required=True)
+    k.add_argument("--out", default=None, help="card JSON (default: next to the ONNX, .card.json)")
+    k.add_argument("--config", default=None)
+    k.add_argument("overrides", nargs="*")
     args = p.parse_args(argv)
     if args.cmd is None:
         print(USAGE, file=sys.stderr)
@@ -69,6 +75,13 @@ def main(argv: list[str] | None = None) -> int:
         from trainer.compare import compare
 
         compare(args.config, args.seeds, args.out, args.overrides, args.variants)
+    elif args.cmd == "card":
+        from pathlib import Path
+
+        from trainer.card import write_card
+
+        out = args.out or str(Path(args.onnx).with_suffix(".card.json"))
+        print(json.dumps(write_card(args.onnx, out, args.config, args.overrides), indent=2))
     return 0
 
 

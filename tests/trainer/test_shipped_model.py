@@ -1,0 +1,34 @@
+"""Regression test: the embedded student keeps the accuracy its model card reports."""
+
+import json
+from pathlib import Path
+
+from posecore.spec import ModelSpec
+from service.settings import DEFAULT_POSE_MODEL
+from trainer.card import CI_SUBSET
+from trainer.cli_eval import onnx_predictor
+from trainer.data import load_coco
+from trainer.evaluate import coco_ap, predict_records
+
+CARD = DEFAULT_POSE_MODEL.with_suffix(".card.json")
+MARGIN = 0.02
+
+
+def test_model_card_belongs_to_the_shipped_model():
+    import onnxruntime as ort
+
+    card = json.loads(CARD.read_text())
+    meta = ort.InferenceSession(str(DEFAULT_POSE_MODEL), providers=["CPUExecutionProvider"]).get_modelmeta()
+    spec = ModelSpec.from_metadata(meta.custom_metadata_map)
+    assert card["spec"]["version"] == spec.version and card["spec"]["name"] == spec.name
+    assert (Path(DEFAULT_POSE_MODEL).parent / "MODEL_CARD.md").read_text().count(spec.version) >= 1
+
+
+def test_shipped_student_ap_on_held_out_subset(data_root):
+    card = json.loads(CARD.read_text())
+    ann = data_root / "annotations" / "person_keypoints_val.json"
+    records = load_coco(ann, data_root / "images")[:CI_SUBSET]
+    predict, spec = onnx_predictor(str(DEFAULT_POSE_MODEL))
+    kps = predict_records(predict, records, spec, flip_test=True)["onnx"]
+    ap = coco_ap(str(ann), records, kps)["AP"]
+    assert ap >= card["ci_subset"]["AP"] - MARGIN, f"AP {ap:.3f} < card {card['ci_subset']['AP']:.3f} - {MARGIN}"

@@ -1,0 +1,71 @@
+"""``python -m trainer card``: evaluate a shipped student ONNX on the held-out split and write its
+model card (markdown + machine-readable JSON used by the CI regression test)."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from posecore.spec import ModelSpec
+from trainer.cli_eval import onnx_predictor
+from trainer.config import load_config
+from trainer.evaluate import coco_ap, per_keypoint_error, predict_records
+from trainer.loop import load_records
+
+CI_SUBSET = 40  # val persons the CI regression test evaluates (first N, in file order)
+
+
+def latency_ms(path: str, threads: int, batch: int, runs: int = 60) -> float:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    shape = sess.get_inputs()[0].shape
+    x = np.random.default_rng(0).standard_normal((batch, 3, shape[2], shape[3])).astype(np.float32)
+    name = sess.get_inputs()[0].name
+    for _ in range(10):
+        sess.run(None, {name: x})
+    ts = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        sess.run(None, {name: x})
+        ts.append((time.perf_counter() - t0) * 1e3)
+    return float(np.median(ts))
+
+
+def evaluate_onnx(onnx_path: str, config: str | None, overrides: list[str], flip: bool = True) -> dict:
+    cfg = load_config(config, overrides)
+    predict, spec = onnx_predictor(onnx_path)
+    out: dict = {"spec": {"name": spec.name, "version": spec.version, "input_wh": list(spec.input_wh)}}
+    for split in ("val", "train"):
+        c = load_config(config, [*overrides, "data.max_train=0", "data.max_val=0"])
+        recs = load_records(c, split)
+        ann = str(Path(c.data.root) / (c.data.val_ann if split == "val" else c.data.train_ann))
+        kps = predict_records(predict, recs, spec, flip)["onnx"]
+        out[split] = {**coco_ap(ann, recs, kps), "persons": len(recs)}
+        if split == "val":
+            out["val_per_keypoint_err_pct"] = per_keypoint_error(recs, kps)
+            sub = recs[:CI_SUBSET]
+            out["ci_subset"] = {**coco_ap(ann, sub, kps[:CI_SUBSET]), "persons": len(sub)}
+    del cfg
+    return out
+
+
+def write_card(onnx_path: str, out_md: str, config: str | None, overrides: list[str]) -> dict:
+    res = evaluate_onnx(onnx_path, config, overrides)
+    import onnxruntime as ort
+
+    meta = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
+    spec = ModelSpec.from_metadata(meta)
+    res["params"] = int(spec.extra.get("params", 0))
+    res["gmacs"] = float(spec.extra.get("macs", 0)) / 1e9
+    res["latency_ms"] = {f"threads{t}_batch{b}": latency_ms(onnx_path, t, b) for t in (1, 2) for b in (1, 3)}
+    res["machine"] = platform.processor() or platform.machine()
+    Path(out_md).with_suffix(".json").write_text(json.dumps(res, indent=2))
+    return res
