@@ -15,9 +15,17 @@ VENV = ROOT / ".venv-export"
 log = logging.getLogger("bench.assets")
 
 EXPORT = """
-import sys, shutil
+import re, shutil, sys
+from pathlib import Path
+import ultralytics
 from ultralytics import YOLO
 name, imgsz, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+if "pose" in name:  # person-only like the released yolo11n-pose.pt (the packaged yaml says nc: 80)
+    src = Path(ultralytics.__file__).parent / "cfg" / "models" / "11" / "yolo11-pose.yaml"
+    local = Path("pose1") / name  # the file name keeps the "n" scale
+    local.parent.mkdir(exist_ok=True)
+    local.write_text(re.sub(r"^nc: \\d+", "nc: 1", src.read_text(), flags=re.M))
+    name = str(local.resolve())
 path = YOLO(name).export(format="onnx", imgsz=imgsz, dynamic=False, simplify=False, opset=17, verbose=False)
 shutil.move(path, out)
 """

@@ -28,7 +28,8 @@ class FrameLookupProxy:
         self.yolo, self.table, self.name = yolo, table, f"{yolo.name} (timing) + GT boxes"
 
     def __call__(self, image: np.ndarray) -> Detections:
-        self.yolo(image)
+        out, r = self.yolo.infer(image)  # real cost: letterbox, inference, NMS of the 20 best candidates
+        self.yolo.postprocess(out, r, (image.shape[1], image.shape[0]), max_candidates=20)
         boxes = self.table.get(key(image), np.zeros((0, 4), np.float32))
         return Detections(boxes, np.ones(len(boxes), np.float32))
 

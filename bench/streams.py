@@ -108,7 +108,7 @@ async def live_stream(url: str, frames: list[Frame], fps: float, seconds: float,
                 lat.append((time.perf_counter() - sent_at[m["frame"]]) * 1e3)
         elapsed = time.perf_counter() - t_start
     sent = len(sent_at)
-    return {"sent": sent, "answered": answered, "dropped": dropped, "fps": answered / elapsed,
+    return {"sent": sent, "answered": answered, "dropped": dropped, "fps": answered / elapsed, "sent_fps": sent / elapsed,
             "p50_ms": float(np.percentile(lat, 50)) if lat else float("nan"),
             "p95_ms": float(np.percentile(lat, 95)) if lat else float("nan"),
             "drop_rate": dropped / max(sent, 1), "unaccounted": sent - answered - dropped}  # fmt: skip
@@ -124,6 +124,7 @@ def concurrent(server: Server, frames: list[Frame], n: int, fps: float, seconds:
     wall = time.perf_counter() - t0
     return {
         "streams": n, "fps_per_stream": float(np.mean([r["fps"] for r in res])),
+        "sent_fps_per_stream": float(np.mean([r["sent_fps"] for r in res])),
         "min_fps_stream": float(min(r["fps"] for r in res)),
         "p95_ms": float(np.max([r["p95_ms"] for r in res])), "drop_rate": float(np.mean([r["drop_rate"] for r in res])),
         "unaccounted": int(sum(r["unaccounted"] for r in res)),

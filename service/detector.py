@@ -44,24 +44,38 @@ class YoloOnnxDetector:
         self.input_name, self.score, self.iou = inp.name, score, 0.5
         self.name = f"yolo-onnx:{Path(path).name}@{self.size}"
 
-    def __call__(self, image_bgr: Image) -> Detections:
+    def infer(self, image_bgr: Image) -> tuple[npt.NDArray[np.float32], float]:
+        """Letterbox + ONNX Runtime: raw output (4 + C, anchors) and the resize ratio."""
         h, w = image_bgr.shape[:2]
         r = self.size / max(h, w)
         nh, nw = round(h * r), round(w * r)
         canvas = np.full((self.size, self.size, 3), 114, np.uint8)
         canvas[:nh, :nw] = cv2.resize(image_bgr, (nw, nh), interpolation=cv2.INTER_LINEAR)
         x = canvas[None, :, :, ::-1].transpose(0, 3, 1, 2).astype(np.float32) / 255.0
-        out = self.session.run(None, {self.input_name: np.ascontiguousarray(x)})[0][0]  # (4 + C, A)
+        out: npt.NDArray[np.float32] = self.session.run(None, {self.input_name: np.ascontiguousarray(x)})[0][0]
+        return out, r
+
+    def postprocess(
+        self, out: npt.NDArray[np.float32], r: float, image_wh: tuple[int, int], max_candidates: int = 300
+    ) -> Detections:
+        """Person scores above the threshold (at most ``max_candidates``), NMS, back to image pixels."""
+        w, h = image_wh
         person = out[4]
-        sel = person > self.score
-        if not sel.any():
+        sel = np.flatnonzero(person > self.score)
+        if len(sel) == 0:
             return Detections.empty()
+        if len(sel) > max_candidates:
+            sel = sel[np.argpartition(-person[sel], max_candidates)[:max_candidates]]
         cx, cy, bw, bh = out[:4, sel]
         boxes = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1) / r
         scores = person[sel].astype(np.float32)
         keep = nms_xyxy(boxes.astype(np.float32), scores, self.iou)
         boxes = boxes[keep].clip(0, [w, h, w, h])
         return Detections(boxes.astype(np.float32), scores[keep])
+
+    def __call__(self, image_bgr: Image) -> Detections:
+        out, r = self.infer(image_bgr)
+        return self.postprocess(out, r, (image_bgr.shape[1], image_bgr.shape[0]))
 
 
 class UltralyticsDetector:

@@ -47,6 +47,9 @@ def open_session(path: str | Path, providers: str = "auto", threads: int = 0) ->
     if threads:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
+    # the detector and pose sessions alternate on the same cores: idle ORT workers that spin-wait
+    # after each run steal the CPU the other session needs (measured: 2-3x slower stages)
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         sess = ort.InferenceSession(str(p), opts, providers=choose_providers(providers))
     except ModelLoadError:
