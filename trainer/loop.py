@@ -122,6 +122,7 @@ def train(cfg: ExperimentConfig) -> Path:
         log.info("run %s: %d train persons, %d val, %d steps", run_dir, len(ds), len(val_recs), total_steps)
     csv_file = open(run_dir / "log.csv", "a", newline="") if rank == 0 else None  # noqa: SIM115
     writer = None
+    tb = _tensorboard(run_dir) if rank == 0 else None
     t_start = time.time()
     metrics: dict[str, dict[str, float]] = {}
     epoch = start_epoch - 1
@@ -174,6 +175,10 @@ def train(cfg: ExperimentConfig) -> Path:
                     writer.writeheader()
             writer.writerow(row)
             csv_file.flush()
+            if tb is not None:
+                for k, v in row.items():
+                    if k not in ("epoch", "step"):
+                        tb.add_scalar(k, v, step)
             save_checkpoint(run_dir / "last.pt", config=to_dict(cfg), spec=spec.to_metadata(), epoch=epoch, step=step,
                             model=model.state_dict(), optimizer=opt.state_dict(), metrics=metrics)  # fmt: skip
         if timed_out:
@@ -188,9 +193,20 @@ def train(cfg: ExperimentConfig) -> Path:
         (run_dir / "metrics.json").write_text(json.dumps({"metrics": metrics, "train_minutes": minutes}, indent=2))
     if csv_file is not None:
         csv_file.close()
+    if tb is not None:
+        tb.close()
     if world > 1:
         dist.destroy_process_group()
     return run_dir
+
+
+def _tensorboard(run_dir: Path):
+    """A TensorBoard writer when the ``tensorboard`` package is installed (optional), else None."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(run_dir / "tb"))
 
 
 def _val_ann(cfg: ExperimentConfig) -> str:
