@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
+import socket
 from types import FrameType
 
 import uvicorn
@@ -24,6 +26,16 @@ class GracefulServer(uvicorn.Server):
         super().__init__(config)
         self.engine = engine
         self._draining = False
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        self.loop = asyncio.get_running_loop()  # where handle_exit must run (signals, embedding code)
+        await super().serve(sockets)
+
+    def request_shutdown(self) -> None:
+        """Thread-safe equivalent of receiving SIGTERM."""
+        if self.loop is not None:
+            self.loop.call_soon_threadsafe(self.handle_exit, signal.SIGTERM, None)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self._draining:

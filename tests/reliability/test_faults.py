@@ -126,16 +126,55 @@ def test_exception_on_one_frame_is_reported_and_stream_continues(server, multi_f
     report("exception on one frame", error_frame=1, stream_continued=True)
 
 
-def test_sigterm_answers_in_flight_frames_and_closes_properly(multi_frames):
+def test_drain_answers_the_in_flight_frame_then_closes_1001(multi_frames):
+    """The production server class, a pose stage slowed to 0.5 s so the frame is surely in flight
+    when the shutdown signal arrives."""
+    with make_server(graceful=True) as s:
+        engine = s.app.state.engine
+        original = engine.pipeline.pose
+
+        class Slow:
+            def __getattr__(self, name):
+                return getattr(original, name)
+
+            def __call__(self, *a, **k):
+                time.sleep(0.5)
+                return original(*a, **k)
+
+        engine.pipeline.pose = Slow()
+
+        async def run_():
+            async with websockets.connect(s.ws, max_size=None) as ws:
+                await _hello(ws)
+                await ws.send(json.dumps({"type": "config", "detect_interval": 1}))
+                await ws.recv()
+                await ws.send(multi_frames[0])
+                await asyncio.sleep(0.2)  # frame 0 is inside the slow pose stage now
+                s.server.request_shutdown()  # what SIGTERM does, delivered to the server's loop
+                msgs = []
+                try:
+                    while True:
+                        msgs.append(json.loads(await asyncio.wait_for(ws.recv(), 30)))
+                except websockets.exceptions.ConnectionClosed as e:
+                    return msgs, e.rcvd.code if e.rcvd else None
+
+        msgs, code = asyncio.run(run_())
+    assert msgs[0]["type"] == "result" and msgs[0]["frame"] == 0  # in-flight frame answered
+    assert msgs[-1]["type"] == "bye" and code == 1001
+    report("drain on shutdown", in_flight_answered=True, close_code=code)
+
+
+def test_sigterm_process_loses_no_frame_and_exits_cleanly(multi_frames):
     svc = ServiceProcess().start()
 
     async def stream_then_term():
         async with websockets.connect(svc.ws, max_size=None) as ws:
             await _hello(ws)
             await ws.send(multi_frames[0])
-            await asyncio.sleep(0.01)
+            first = json.loads(await asyncio.wait_for(ws.recv(), 30))
+            await ws.send(multi_frames[1])
             svc.proc.send_signal(signal.SIGTERM)
-            msgs = []
+            msgs = [first]
             try:
                 while True:
                     msgs.append(json.loads(await asyncio.wait_for(ws.recv(), 30)))
@@ -144,10 +183,11 @@ def test_sigterm_answers_in_flight_frames_and_closes_properly(multi_frames):
 
     msgs, code = asyncio.run(stream_then_term())
     rc = svc.stop()
-    assert msgs[0]["type"] == "result" and msgs[0]["frame"] == 0  # in-flight frame answered
+    answered = {m["frame"] for m in msgs if m["type"] in ("result", "error") and "frame" in m}
+    assert answered == {0, 1}  # frame 1 raced the signal: answered or refused, never lost
     assert msgs[-1]["type"] == "bye"
     assert code == 1001 and rc == 0
-    report("SIGTERM", in_flight_answered=True, close_code=code, exit_code=rc)
+    report("SIGTERM (process)", frames_lost=0, close_code=code, exit_code=rc)
 
 
 def test_bundled_client_reconnects_after_server_restart(data_root, tmp_path):

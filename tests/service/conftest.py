@@ -18,14 +18,24 @@ from service.settings import Settings
 
 
 class LiveServer:
-    def __init__(self, settings: Settings):
-        self.app = create_app(settings)
+    def __init__(self, settings: Settings, graceful: bool = False):
+        engine = None
+        if graceful:  # the production server class (SIGTERM drain), with the engine loaded up front
+            from service.engine import Engine
+
+            engine = Engine.load(settings)
+        self.app = create_app(settings, engine)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         cfg = uvicorn.Config(self.app, log_level="warning", ws_per_message_deflate=False, lifespan="on")
-        self.server = uvicorn.Server(cfg)
+        if engine is not None:
+            from service.server import GracefulServer
+
+            self.server: uvicorn.Server = GracefulServer(cfg, engine)
+        else:
+            self.server = uvicorn.Server(cfg)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
     @property
@@ -50,7 +60,7 @@ class LiveServer:
         self.thread.join(timeout=15)
 
 
-def make_server(**overrides: object) -> LiveServer:
+def make_server(graceful: bool = False, **overrides: object) -> LiveServer:
     base = {
         "threads": 1,
         "workers": 2,
@@ -58,7 +68,7 @@ def make_server(**overrides: object) -> LiveServer:
         "max_image_pixels": 3000 * 3000,
         "max_fps": 1000.0,
     }
-    return LiveServer(Settings(**{**base, **overrides}))
+    return LiveServer(Settings(**{**base, **overrides}), graceful)
 
 
 @pytest.fixture(scope="session")
