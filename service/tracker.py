@@ -146,8 +146,12 @@ class PoseFlowTracker:
         self._frame = frame
         # 1. pose-flow NMS: one pose per person
         if len(poses) > 1:
-            areas = np.prod(np.clip(poses.boxes[:, 2:] - poses.boxes[:, :2], 1, None), axis=1)
-            poses = poses.subset(np.sort(pose_nms(poses.keypoints, poses.scores, areas, c.nms_oks)))
+            # duplicates of one person have overlapping boxes: skip the OKS matrix when none overlap
+            iou = box_iou(poses.boxes, poses.boxes)
+            np.fill_diagonal(iou, 0.0)
+            if iou.max() > 0.3:
+                areas = np.prod(np.clip(poses.boxes[:, 2:] - poses.boxes[:, :2], 1, None), axis=1)
+                poses = poses.subset(np.sort(pose_nms(poses.keypoints, poses.scores, areas, c.nms_oks)))
         kps = poses.keypoints.astype(np.float64)
         boxes = poses.boxes.astype(np.float64)
         # 2-4. score open tracks (moved to this frame) against poses; Hungarian with a floor

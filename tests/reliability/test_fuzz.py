@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 import websockets
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -22,6 +23,7 @@ HTTP_EXAMPLES = 1500 if FULL else 60
 WS_EXAMPLES = 2000 if FULL else 150
 
 
+@pytest.mark.timeout(1800)
 def test_schemathesis_no_server_errors(tmp_path):
     svc = ServiceProcess(POSE_MAX_REQUESTS_PER_CLIENT="64").start()
     try:
@@ -50,6 +52,7 @@ payloads = st.one_of(
 )
 
 
+@pytest.mark.timeout(1800)
 def test_websocket_fuzzing_every_frame_gets_an_answer(server, multi_frames):
     """Random bytes, truncated JPEGs, PNG headers claiming huge sizes, zero bytes, text where
     binary is expected: every binary frame gets an error (with its id) or a result, text gets an

@@ -10,6 +10,7 @@ import time
 
 import httpx
 import numpy as np
+import pytest
 import websockets
 
 from tests.reliability.conftest import FULL, ServiceProcess, report
@@ -63,6 +64,7 @@ async def rest_uploads(http: str, image: bytes, seconds: float) -> tuple[int, in
     return ok, bad
 
 
+@pytest.mark.timeout(2 * SECONDS + 240)
 def test_soak_streams_and_uploads(data_root):
     frames = video_frames(data_root, "pose2sim_multi_cam02", 60, width=360)
     svc = ServiceProcess(POSE_MAX_STREAMS_PER_CLIENT="16").start()
