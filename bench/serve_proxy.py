@@ -38,7 +38,8 @@ def main() -> None:
     import cv2
 
     port, mode, yolo_path, per_clip = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
-    settings = Settings(port=port, threads=2, workers=2, max_fps=1000, max_streams=64, max_streams_per_client=64)
+    threads = int(sys.argv[5]) if len(sys.argv) > 5 else 2
+    settings = Settings(port=port, threads=threads, workers=2, max_fps=1000, max_streams=64, max_streams_per_client=64)
     engine = Engine.load(settings)
     if mode == "proxy":
         table = {}

@@ -27,11 +27,11 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, mode: str, yolo: Path | None, per_clip: int):
+    def __init__(self, mode: str, yolo: Path | None, per_clip: int, threads: int = 2):
         self.port = free_port()
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
         self.proc = subprocess.Popen([sys.executable, "-m", "bench.serve_proxy", str(self.port), mode, str(yolo or ""),
-                                      str(per_clip)], env=env)  # fmt: skip
+                                      str(per_clip), str(threads)], env=env)  # fmt: skip
         deadline = time.time() + 120
         while True:
             try:

@@ -16,11 +16,13 @@ def box_iou(a_xyxy: npt.ArrayLike, b_xyxy: npt.ArrayLike) -> F64:
     b = np.asarray(b_xyxy, dtype=np.float64).reshape(-1, 4)
     lt = np.maximum(a[:, None, :2], b[None, :, :2])
     rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
-    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+    # np.maximum rather than np.clip: same result, a fraction of the call overhead on tiny arrays
+    wh = np.maximum(rb - lt, 0.0)
+    inter = wh[..., 0] * wh[..., 1]
+    sa = np.maximum(a[:, 2:] - a[:, :2], 0.0)
+    sb = np.maximum(b[:, 2:] - b[:, :2], 0.0)
+    union = (sa[:, 0] * sa[:, 1])[:, None] + (sb[:, 0] * sb[:, 1])[None, :] - inter
+    return np.asarray(np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0), dtype=np.float64)
 
 
 def oks(

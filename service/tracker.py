@@ -67,7 +67,7 @@ def keypoint_similarity(tracks_kps: F64, poses_kps: F64, radius: F64, top_n: int
     """
     side = (2.0 * radius)[:, None, None]
     d = np.abs(tracks_kps[:, None, :, :2] - poses_kps[None, :, :, :2])  # (T, P, K, 2)
-    inter = np.clip(side - d[..., 0], 0, None) * np.clip(side - d[..., 1], 0, None)
+    inter = np.maximum(side - d[..., 0], 0.0) * np.maximum(side - d[..., 1], 0.0)
     iou = inter / (2 * side * side - inter)
     both = (tracks_kps[:, None, :, 2] > thr) & (poses_kps[None, :, :, 2] > thr)
     iou = np.where(both, iou, 0.0)
@@ -86,8 +86,8 @@ def keypoint_shift(prev: F64, cur: F64, thr: float) -> F64:
     d = np.where(both[..., None], cur[..., :2] - prev[..., :2], np.inf)  # invalid entries sort last
     n = both.sum(axis=1)  # (M,)
     d.sort(axis=1)
-    lo = np.clip((n - 1) // 2, 0, None)[:, None, None]
-    hi = np.clip(n // 2, 0, None)[:, None, None]
+    lo = np.maximum((n - 1) // 2, 0)[:, None, None]
+    hi = np.maximum(n // 2, 0)[:, None, None]
     med = 0.5 * (np.take_along_axis(d, np.broadcast_to(lo, (len(d), 1, 2)), 1)
                  + np.take_along_axis(d, np.broadcast_to(hi, (len(d), 1, 2)), 1))[:, 0]  # fmt: skip
     return np.asarray(np.where((n >= 3)[:, None], med, np.nan), dtype=np.float64)
@@ -134,7 +134,8 @@ class PoseFlowTracker:
             return np.zeros((len(self), len(poses)))
         pboxes, pkps = self.predict(frame)
         ious = box_iou(pboxes, poses.boxes)
-        area = np.prod(np.clip(pboxes[:, 2:] - pboxes[:, :2], 1.0, None), axis=1)
+        wh = np.maximum(pboxes[:, 2:] - pboxes[:, :2], 1.0)
+        area = wh[:, 0] * wh[:, 1]
         radius = c.kp_box_frac * np.sqrt(area)
         sims = keypoint_similarity(pkps, poses.keypoints.astype(np.float64), radius, c.top_n, c.kp_threshold)
         return np.asarray(c.box_weight * ious + (1 - c.box_weight) * sims, dtype=np.float64)
@@ -150,7 +151,8 @@ class PoseFlowTracker:
             iou = box_iou(poses.boxes, poses.boxes)
             np.fill_diagonal(iou, 0.0)
             if iou.max() > 0.3:
-                areas = np.prod(np.clip(poses.boxes[:, 2:] - poses.boxes[:, :2], 1, None), axis=1)
+                wh = np.maximum(poses.boxes[:, 2:] - poses.boxes[:, :2], 1.0)
+                areas = wh[:, 0] * wh[:, 1]
                 poses = poses.subset(np.sort(pose_nms(poses.keypoints, poses.scores, areas, c.nms_oks)))
         kps = poses.keypoints.astype(np.float64)
         boxes = poses.boxes.astype(np.float64)
@@ -171,7 +173,8 @@ class PoseFlowTracker:
             shift = np.where(np.isnan(shift), centre, shift)
             v = shift / steps[:, None]
             # a body moves at most ~1/4 of its size per frame: larger jumps are label or detector noise
-            size = np.sqrt(np.prod(np.clip(boxes[cols, 2:] - boxes[cols, :2], 1.0, None), axis=1))
+            bwh = np.maximum(boxes[cols, 2:] - boxes[cols, :2], 1.0)
+            size = np.sqrt(bwh[:, 0] * bwh[:, 1])
             v *= np.minimum(1.0, 0.25 * size / np.maximum(np.linalg.norm(v, axis=1), 1e-9))[:, None]
             m = c.velocity_momentum
             self.velocity[rows] = m * self.velocity[rows] + (1 - m) * v
