@@ -40,7 +40,6 @@ def latency_ms(path: str, threads: int, batch: int, runs: int = 60) -> float:
 
 
 def evaluate_onnx(onnx_path: str, config: str | None, overrides: list[str], flip: bool = True) -> dict:
-    cfg = load_config(config, overrides)
     predict, spec = onnx_predictor(onnx_path)
     out: dict = {"spec": {"name": spec.name, "version": spec.version, "input_wh": list(spec.input_wh)}}
     for split in ("val", "train"):
@@ -53,7 +52,6 @@ def evaluate_onnx(onnx_path: str, config: str | None, overrides: list[str], flip
             out["val_per_keypoint_err_pct"] = per_keypoint_error(recs, kps)
             sub = recs[:CI_SUBSET]
             out["ci_subset"] = {**coco_ap(ann, sub, kps[:CI_SUBSET]), "persons": len(sub)}
-    del cfg
     return out
 
 

@@ -26,29 +26,30 @@ def onnx_predictor(path: str, threads: int = 0):
 
 
 def run_evaluate(checkpoint: str | None, onnx_path: str | None, config: str | None, overrides: list[str], flip: bool):
+    """Metrics for a multi-branch checkpoint (every branch + ensemble) or one ONNX student on the val split.
+
+    With a checkpoint, ``overrides`` apply to the config stored in it (e.g. ``data.max_val=20``).
+    """
     from pathlib import Path
 
+    from trainer.config import _build, _set_dotted, to_dict
     from trainer.loop import load_records
 
     if bool(checkpoint) == bool(onnx_path):
         raise SystemExit("pass exactly one of --checkpoint or --onnx")
     if checkpoint:
+        import yaml
+
         from trainer.checkpoint import load_checkpoint
         from trainer.export import rebuild
         from trainer.loop import make_predictor
 
-        state = load_checkpoint(checkpoint)
-        model, cfg, spec = rebuild(state)
-        if overrides:  # e.g. data.max_val=20
-            from trainer.config import _build, _set_dotted, to_dict
-
-            raw = to_dict(cfg)
-            for item in overrides:
-                k, v = item.split("=", 1)
-                import yaml
-
-                _set_dotted(raw, k, yaml.safe_load(v))
-            cfg = _build(type(cfg), raw)
+        model, cfg, spec = rebuild(load_checkpoint(checkpoint))
+        raw = to_dict(cfg)
+        for item in overrides:
+            key, value = item.split("=", 1)
+            _set_dotted(raw, key, yaml.safe_load(value))
+        cfg = _build(type(cfg), raw)
         predict = make_predictor(model, "cpu")
     else:
         cfg = load_config(config, overrides)
