@@ -86,10 +86,8 @@ def keypoint_shift(prev: F64, cur: F64, thr: float) -> F64:
     d = np.where(both[..., None], cur[..., :2] - prev[..., :2], np.inf)  # invalid entries sort last
     n = both.sum(axis=1)  # (M,)
     d.sort(axis=1)
-    lo = np.maximum((n - 1) // 2, 0)[:, None, None]
-    hi = np.maximum(n // 2, 0)[:, None, None]
-    med = 0.5 * (np.take_along_axis(d, np.broadcast_to(lo, (len(d), 1, 2)), 1)
-                 + np.take_along_axis(d, np.broadcast_to(hi, (len(d), 1, 2)), 1))[:, 0]  # fmt: skip
+    rows = np.arange(len(d))
+    med = 0.5 * (d[rows, np.maximum((n - 1) // 2, 0)] + d[rows, np.maximum(n // 2, 0)])  # (M, 2)
     return np.asarray(np.where((n >= 3)[:, None], med, np.nan), dtype=np.float64)
 
 
@@ -186,7 +184,9 @@ class PoseFlowTracker:
             self.keypoints[rows], self.boxes[rows], self.last_frame[rows] = kps[cols], boxes[cols], frame
             ids[cols] = self.ids[rows]
         # 5b. unmatched poses open new tracks
-        new = np.setdiff1d(np.arange(len(poses)), cols)
+        unmatched = np.ones(len(poses), dtype=bool)
+        unmatched[cols] = False
+        new = np.flatnonzero(unmatched)
         if len(new):
             new_ids = np.arange(self._next_id, self._next_id + len(new), dtype=np.int64)
             self._next_id += len(new)
