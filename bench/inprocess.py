@@ -15,7 +15,6 @@ from posecore.types import Detections
 from service.detector import HogDetector, YoloOnnxDetector, nms_xyxy
 from service.pipeline import Options, Pipeline, StreamState
 from service.pose import PoseEstimator
-from service.runtime import open_session
 from service.schemas import persons_json
 from service.settings import Settings
 
@@ -90,20 +89,14 @@ def per_person_vs_batched(pose: PoseEstimator, frames: list[Frame], repeats: int
 
 
 class YoloPose:
-    """Ultralytics YOLO11n-pose exported to ONNX, run with the same ORT settings (letterbox + NMS)."""
+    """Ultralytics YOLO11n-pose exported to ONNX, run with the same ORT settings and the same
+    letterbox + inference as the service's YOLO detector, then keypoint decoding and NMS."""
 
     def __init__(self, path: Path, threads: int):
-        self.session = open_session(path, "auto", threads)
-        self.size = self.session.get_inputs()[0].shape[2]
-        self.name = self.session.get_inputs()[0].name
+        self.yolo = YoloOnnxDetector(path, 320, 0.25, "auto", threads)
 
     def __call__(self, image: np.ndarray) -> int:
-        h, w = image.shape[:2]
-        r = self.size / max(h, w)
-        canvas = np.full((self.size, self.size, 3), 114, np.uint8)
-        canvas[: round(h * r), : round(w * r)] = cv2.resize(image, (round(w * r), round(h * r)))
-        x = np.ascontiguousarray(canvas[None, :, :, ::-1].transpose(0, 3, 1, 2), dtype=np.float32) / 255.0
-        out = self.session.run(None, {self.name: x})[0][0]  # (4 + classes + 51, A)
+        out, r = self.yolo.infer(image)  # (4 + classes + 51, A)
         # random weights score every anchor; a trained model passes a handful: NMS the 20 best
         sel = np.argpartition(-out[4], 20)[:20]
         cx, cy, bw, bh = out[:4, sel]

@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from bench.baselines import IoUTracker
+from bench.frames import DATA
 from posecore.oks import box_iou
 from posecore.types import Poses, TrackedPoses
 from service.tracker import PoseFlowTracker, TrackerConfig
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "realpose-lab"
 VIDEOS = ("pose2sim_multi_cam01", "pose2sim_multi_cam02", "pose2sim_multi_cam03")
 
 

@@ -8,11 +8,7 @@ import cv2
 import numpy as np
 
 from clients.api import FrameResult
-
-COCO_LIMBS = (
-    (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7),
-    (6, 8), (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6),
-)  # fmt: skip
+from posecore.skeleton import COCO_LIMBS
 
 
 def track_color(track_id: int | None) -> tuple[int, int, int]:

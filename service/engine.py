@@ -7,12 +7,16 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 from service.detector import build_detector
 from service.metrics import Metrics
-from service.pipeline import Pipeline
+from service.pipeline import Options, Pipeline, StreamState
 from service.pose import PoseEstimator
-from service.schemas import ModelInfo, model_info
+from service.schemas import ModelInfo, model_info, persons_json
 from service.security import StreamLimiter
 from service.settings import Settings
 
@@ -54,6 +58,24 @@ class Engine:
         img = np.zeros((240, 320, 3), np.uint8)
         self.pipeline.pose(img, np.array([[100, 40, 200, 220]], np.float32))
         self.pipeline.detector(img)
+
+    def answer(
+        self, data: bytes, opts: Options, state: StreamState | None = None, boxes: npt.NDArray[np.float32] | None = None
+    ) -> dict[str, Any]:
+        """One image's answer (CPU-bound, run it in ``executor``): decode, pipeline, JSON-ready persons.
+
+        Timings are in ms and unrounded; ``ImageError`` propagates for the caller to report.
+        """
+        t0 = time.perf_counter()
+        image = self.pipeline.decode(data)
+        res = self.pipeline.process(image, opts, state, boxes, (time.perf_counter() - t0) * 1e3)
+        if res.detector_ran:
+            self.metrics.detector_runs.inc()
+        t1 = time.perf_counter()
+        persons = persons_json(res)
+        res.timings_ms["serialize"] = (time.perf_counter() - t1) * 1e3
+        return {"width": res.width, "height": res.height, "persons": persons, "detector_ran": res.detector_ran,
+                "timings_ms": res.timings_ms}  # fmt: skip
 
     @property
     def info(self) -> ModelInfo:

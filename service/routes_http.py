@@ -14,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from service.engine import Engine
 from service.imageio import ImageError
 from service.pipeline import Options
-from service.schemas import ErrorResponse, PoseResponse, persons_json
+from service.schemas import ErrorResponse, PoseResponse
 from service.security import key_ok
 
 router = APIRouter()
@@ -150,17 +150,10 @@ async def _pose(
     )
     user_boxes = parse_boxes(form_boxes if form_boxes is not None else boxes, opts.max_persons)
 
-    def work() -> dict[str, Any]:
-        t0 = time.perf_counter()
-        image = engine.pipeline.decode(data)
-        res = engine.pipeline.process(image, opts, None, user_boxes, (time.perf_counter() - t0) * 1e3)
-        t1 = time.perf_counter()
-        persons = persons_json(res)
-        res.timings_ms["serialize"] = (time.perf_counter() - t1) * 1e3
-        return {"width": res.width, "height": res.height, "persons": persons, "timings_ms": res.timings_ms}
-
     try:
-        out = await asyncio.get_running_loop().run_in_executor(engine.executor, work)
+        out = await asyncio.get_running_loop().run_in_executor(
+            engine.executor, engine.answer, data, opts, None, user_boxes
+        )
     except ImageError as e:
         m.frames.labels("rest", "rejected").inc()
         raise HTTPException(400, str(e)) from e

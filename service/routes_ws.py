@@ -21,7 +21,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from service.engine import Engine
 from service.imageio import ImageError
 from service.pipeline import Options
-from service.schemas import persons_json
 from service.security import key_ok, origin_ok
 
 router = APIRouter()
@@ -153,7 +152,8 @@ class StreamSession:
             fid, data, t_arrival = self.pending
             self.pending = None
             try:
-                out = await loop.run_in_executor(self.engine.executor, self._process, data)
+                out = await loop.run_in_executor(self.engine.executor, self.engine.answer, data, self.opts, self.state)
+                out["timings_ms"] = {k: round(v, 3) for k, v in out["timings_ms"].items()}
             except ImageError as e:
                 m.frames.labels("stream", "rejected").inc()
                 await self.send({"type": "error", "frame": fid, "error": str(e), "dropped": self._take_dropped()})
@@ -171,20 +171,6 @@ class StreamSession:
                 m.observe_timings(out["timings_ms"])
                 m.persons.observe(len(out["persons"]))
                 await self.send({"type": "result", "frame": fid, **out, "dropped": self._take_dropped()})
-
-    def _process(self, data: bytes) -> dict[str, Any]:
-        t0 = time.perf_counter()
-        image = self.engine.pipeline.decode(data)
-        res = self.engine.pipeline.process(image, self.opts, self.state, None, (time.perf_counter() - t0) * 1e3)
-        if res.detector_ran:
-            self.engine.metrics.detector_runs.inc()
-        t1 = time.perf_counter()
-        persons = persons_json(res)
-        res.timings_ms["serialize"] = (time.perf_counter() - t1) * 1e3
-        return {
-            "width": res.width, "height": res.height, "persons": persons, "detector_ran": res.detector_ran,
-            "timings_ms": {k: round(v, 3) for k, v in res.timings_ms.items()},
-        }  # fmt: skip
 
 
 async def refuse(ws: WebSocket, status: int, code: int, reason: str, retry_after: int | None = None) -> None:

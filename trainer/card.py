@@ -14,7 +14,7 @@ from posecore.spec import ModelSpec
 from trainer.cli_eval import onnx_predictor
 from trainer.config import load_config
 from trainer.evaluate import coco_ap, per_keypoint_error, predict_records
-from trainer.loop import load_records
+from trainer.loop import ann_path, load_records
 
 CI_SUBSET = 40  # val persons the CI regression test evaluates (first N, in file order)
 
@@ -45,7 +45,7 @@ def evaluate_onnx(onnx_path: str, config: str | None, overrides: list[str], flip
     for split in ("val", "train"):
         c = load_config(config, [*overrides, "data.max_train=0", "data.max_val=0"])
         recs = load_records(c, split)
-        ann = str(Path(c.data.root) / (c.data.val_ann if split == "val" else c.data.train_ann))
+        ann = ann_path(c, split)
         kps = predict_records(predict, recs, spec, flip)["onnx"]
         out[split] = {**coco_ap(ann, recs, kps), "persons": len(recs)}
         if split == "val":

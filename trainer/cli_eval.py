@@ -30,10 +30,8 @@ def run_evaluate(checkpoint: str | None, onnx_path: str | None, config: str | No
 
     With a checkpoint, ``overrides`` apply to the config stored in it (e.g. ``data.max_val=20``).
     """
-    from pathlib import Path
-
     from trainer.config import _build, _set_dotted, to_dict
-    from trainer.loop import load_records
+    from trainer.loop import ann_path, load_records
 
     if bool(checkpoint) == bool(onnx_path):
         raise SystemExit("pass exactly one of --checkpoint or --onnx")
@@ -55,5 +53,4 @@ def run_evaluate(checkpoint: str | None, onnx_path: str | None, config: str | No
         cfg = load_config(config, overrides)
         predict, spec = onnx_predictor(onnx_path)  # type: ignore[arg-type]
     records = load_records(cfg, "val")
-    ann = str(Path(cfg.data.root) / cfg.data.val_ann)
-    return evaluate(predict, records, spec, ann, cfg.data.format, flip)
+    return evaluate(predict, records, spec, ann_path(cfg, "val"), cfg.data.format, flip)

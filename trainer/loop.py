@@ -50,9 +50,15 @@ def spec_from_config(cfg: ExperimentConfig, version: str = "dev") -> ModelSpec:
     )
 
 
+def ann_path(cfg: ExperimentConfig, split: str) -> str:
+    """The annotation file of ``split`` (train | val)."""
+    d = cfg.data
+    return str(Path(d.root) / (d.train_ann if split == "train" else d.val_ann))
+
+
 def load_records(cfg: ExperimentConfig, split: str) -> list:
     d = cfg.data
-    ann = str(Path(d.root) / (d.train_ann if split == "train" else d.val_ann))
+    ann = ann_path(cfg, split)
     if d.format == "mpii":
         recs = load_mpii(ann, Path(d.root) / d.images)
     else:
@@ -162,7 +168,7 @@ def train(cfg: ExperimentConfig) -> Path:
         last = epoch == cfg.optim.epochs - 1 or timed_out
         if rank == 0 and ((cfg.train.eval_every and (epoch + 1) % cfg.train.eval_every == 0) or last):
             model.eval()
-            metrics = evaluate(make_predictor(model, device), val_recs, spec, _val_ann(cfg), cfg.data.format,
+            metrics = evaluate(make_predictor(model, device), val_recs, spec, ann_path(cfg, "val"), cfg.data.format,
                                cfg.train.flip_test)  # fmt: skip
             row.update({f"{k}_{m}": v for k, d in metrics.items() for m, v in d.items()})
             log.info(
@@ -207,10 +213,6 @@ def _tensorboard(run_dir: Path):
     except ImportError:
         return None
     return SummaryWriter(str(run_dir / "tb"))
-
-
-def _val_ann(cfg: ExperimentConfig) -> str:
-    return str(Path(cfg.data.root) / cfg.data.val_ann)
 
 
 def _progress(it, desc: str, enabled: bool):

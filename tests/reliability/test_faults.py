@@ -22,6 +22,16 @@ async def _hello(ws):
     assert json.loads(await asyncio.wait_for(ws.recv(), 30))["type"] == "hello"
 
 
+async def _until_closed(ws) -> tuple[list[dict], int | None]:
+    """Every message until the server closes the connection, and its close code."""
+    msgs = []
+    try:
+        while True:
+            msgs.append(json.loads(await asyncio.wait_for(ws.recv(), 30)))
+    except websockets.exceptions.ConnectionClosed as e:
+        return msgs, e.rcvd.code if e.rcvd else None
+
+
 def _metric(text: str, prefix: str) -> float:
     return sum(float(ln.split()[-1]) for ln in text.splitlines() if ln.startswith(prefix))
 
@@ -151,12 +161,7 @@ def test_drain_answers_the_in_flight_frame_then_closes_1001(multi_frames):
                 await ws.send(multi_frames[0])
                 await asyncio.sleep(0.2)  # frame 0 is inside the slow pose stage now
                 s.server.request_shutdown()  # what SIGTERM does, delivered to the server's loop
-                msgs = []
-                try:
-                    while True:
-                        msgs.append(json.loads(await asyncio.wait_for(ws.recv(), 30)))
-                except websockets.exceptions.ConnectionClosed as e:
-                    return msgs, e.rcvd.code if e.rcvd else None
+                return await _until_closed(ws)
 
         msgs, code = asyncio.run(run_())
     assert msgs[0]["type"] == "result" and msgs[0]["frame"] == 0  # in-flight frame answered
@@ -174,12 +179,8 @@ def test_sigterm_process_loses_no_frame_and_exits_cleanly(multi_frames):
             first = json.loads(await asyncio.wait_for(ws.recv(), 30))
             await ws.send(multi_frames[1])
             svc.proc.send_signal(signal.SIGTERM)
-            msgs = [first]
-            try:
-                while True:
-                    msgs.append(json.loads(await asyncio.wait_for(ws.recv(), 30)))
-            except websockets.exceptions.ConnectionClosed as e:
-                return msgs, e.rcvd.code if e.rcvd else None
+            msgs, code = await _until_closed(ws)
+            return [first, *msgs], code
 
     msgs, code = asyncio.run(stream_then_term())
     rc = svc.proc.wait(timeout=30)  # no second signal: that one would mean "exit now"
