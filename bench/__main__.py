@@ -50,26 +50,25 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings(threads=a.threads, workers=2)
     det_path = None if a.no_yolo else yolo_onnx("detect", 320)
     pose_paths = {} if a.no_yolo else {s: yolo_onnx("pose", s) for s in (320, 640)}
-    pose, hog_pipe, fast = ip.build(settings, det_path)
+    pose, default_pipe, fast = ip.build(settings, det_path)
     res: dict = {"machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "threads": a.threads,
                              "python": platform.python_version()},
                  "frames": len(frames), "frame_size": list(frames[0].image.shape[1::-1]), "quick": a.quick}  # fmt: skip
 
-    # 1. per-stage latency in process (HOG = the offline default; YOLO proxy = the intended fast path)
+    # 1. per-stage latency in process: the shipped default (NanoDet), then the YOLO-timing proxy
     runs = {}
-    rows, _ = ip.run_pipeline(hog_pipe, frames, 1, None)
-    runs["ours, HOG detector every frame"] = rows
+    rows1, poses1 = ip.run_pipeline(default_pipe, frames, 1, None)
+    rowsk, posesk = ip.run_pipeline(default_pipe, frames, a.interval, None)
+    runs["ours, NanoDet (default) every frame"] = rows1
+    runs[f"ours, NanoDet (default) every {a.interval} frames"] = rowsk
+    res["interval_oks_ap_vs_every_frame"] = ip.interval_accuracy(poses1, posesk)
     if fast is not None:
         fpipe, proxy = fast
 
         def set_boxes(f):  # noqa: ANN001, ANN202
             proxy.boxes = f.gt_boxes
 
-        rows1, poses1 = ip.run_pipeline(fpipe, frames, 1, set_boxes)
-        rowsk, posesk = ip.run_pipeline(fpipe, frames, a.interval, set_boxes)
-        runs["ours, YOLO11n-det every frame"] = rows1
-        runs[f"ours, YOLO11n-det every {a.interval} frames"] = rowsk
-        res["interval_oks_ap_vs_every_frame"] = ip.interval_accuracy(poses1, posesk)
+        runs["ours, YOLO11n-det (timing) + GT boxes, every frame"], _ = ip.run_pipeline(fpipe, frames, 1, set_boxes)
     res["stages"] = {k: ip.stage_table(v) for k, v in runs.items()}
 
     res["tracker_10_people"] = ip.tracker_cost(10, 100 if a.quick else 300)
@@ -86,14 +85,14 @@ def main(argv: list[str] | None = None) -> int:
     # 3. the real service over a loopback websocket
     from bench import streams as st
 
-    server = st.Server("proxy" if det_path else "hog", det_path, per_clip)
+    server = st.Server("default", det_path, per_clip)
     try:
         lat = asyncio.run(st.lockstep(server.url, frames, a.interval))
         res["websocket_one_stream"] = {"p50": ip.pct(lat, 50), "p95": ip.pct(lat, 95),
                                        "fps": 1000 / float(np.mean(lat))}  # fmt: skip
         seconds = 3 if a.quick else 10
         res["concurrency"] = [st.concurrent(server, frames, n, 30, seconds, a.interval) for n in (1, 2, 4, 8)]
-        res["detector_in_service"] = "YOLO11n-det (timing) + GT boxes" if det_path else "HOG"
+        res["detector_in_service"] = default_pipe.detector.name
     finally:
         server.stop()
 
@@ -118,8 +117,8 @@ def render(r: dict, a: argparse.Namespace) -> str:
         out.append(f"| {name} | {cells} | {s['persons']['p50']:.0f} (max {s['persons']['max']:.0f}) |")
     out += ["", "| comparison | value |", "|---|---|"]
     stages = r["stages"]
-    fast_k = next((v for k, v in stages.items() if "every" in k and "frames" in k), None)
-    fast_1 = stages.get("ours, YOLO11n-det every frame")
+    fast_k = next((v for k, v in stages.items() if "NanoDet" in k and "frames" in k), None)
+    fast_1 = stages.get("ours, NanoDet (default) every frame")
     for size, y in r["yolo_pose"].items():
         out.append(f"| YOLO11n-pose {size} (ONNX, decode + letterbox + NMS), ms p50 / p95 | {y['p50']:.1f} / {y['p95']:.1f} |")
         if fast_k:

@@ -12,7 +12,7 @@ import numpy as np
 
 from bench.frames import Frame
 from posecore.types import Detections
-from service.detector import HogDetector, YoloOnnxDetector, nms_xyxy
+from service.detector import YoloOnnxDetector, build_detector, nms_xyxy
 from service.pipeline import Options, Pipeline, StreamState
 from service.pose import PoseEstimator
 from service.schemas import persons_json
@@ -151,13 +151,14 @@ def interval_accuracy(every: list, skipped: list) -> float:
 
 
 def build(settings: Settings, yolo_detect: Path | None):
+    """The pose model, the shipped default pipeline (NanoDet) and the YOLO-timing proxy pipeline."""
     pose = PoseEstimator(settings.pose_model, "auto", settings.threads)
-    hog = Pipeline(settings, HogDetector(max_side=settings.hog_max_side), pose)
+    default = Pipeline(settings, build_detector(settings), pose)
     fast = None
     if yolo_detect is not None:
         proxy = ProxyDetector(YoloOnnxDetector(yolo_detect, 320, 0.35, "auto", settings.threads))
         fast = (Pipeline(settings, proxy, pose), proxy)
-    return pose, hog, fast
+    return pose, default, fast
 
 
 def tracker_cost(people: int = 10, frames: int = 300) -> dict[str, float]:

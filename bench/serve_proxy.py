@@ -1,7 +1,7 @@
 """The real service (uvicorn, websocket, pipeline) for the benchmark, with the detector swapped for
 ``ProxyDetector`` when YOLO assets exist: YOLO's real cost, the frame's GT boxes.
 
-python -m bench.serve_proxy PORT DETECTOR(hog|proxy) YOLO_DETECT_ONNX PER_CLIP
+python -m bench.serve_proxy PORT DETECTOR(default|proxy) YOLO_DETECT_ONNX PER_CLIP
 """
 
 from __future__ import annotations

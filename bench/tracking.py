@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
                 runs[f"GT poses, {name}"] = (inputs, idx)
         if args.source in ("service", "both"):
             svc = list(service_inputs(video))
-            runs["service poses (HOG + student)"] = (svc, list(range(len(svc))))
+            runs["service poses (NanoDet + student)"] = (svc, list(range(len(svc))))
         for input_name, (inputs, idx) in runs.items():
             for tname, make in trackers.items():
                 outs, ms = run_tracker(make, inputs, idx)

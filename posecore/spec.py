@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from posecore.skeleton import COCO_FLIP_PAIRS, COCO_KEYPOINTS, COCO_LIMBS
@@ -87,3 +87,76 @@ class ModelSpec:
             flip_pairs=tuple((int(a), int(b)) for a, b in raw["flip_pairs"]),
             extra={str(k): str(v) for k, v in raw.get("extra", {}).items()},
         )
+
+
+DETECTOR_SPEC_KEY = "okpose.detector_spec"
+DETECTOR_SPEC_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    """What a detector ONNX file says about itself (written by ``tools/convert_models.py``).
+
+    kind: output layout (``nanodet-gfl``: per-level class scores + per-side distance bins);
+    input_size: the long side the frame is letterboxed to (the graph takes any H, W that are
+    multiples of ``size_divisor``; ``dynamic`` False means exactly ``input_size`` square);
+    mean/std: per channel on 0-255 values in ``color`` order, applied inside the graph when
+    ``input_format`` is ``uint8-nhwc`` (the caller passes raw letterboxed pixels, padding 0) and by
+    the caller for ``float-nchw``; strides/reg_max: the decode;
+    class_names/person_class: which score column is a person.
+    """
+
+    name: str
+    version: str
+    kind: str = "nanodet-gfl"
+    input_size: int = 320
+    size_divisor: int = 32
+    dynamic: bool = True
+    mean: tuple[float, float, float] = (103.53, 116.28, 123.675)
+    std: tuple[float, float, float] = (57.375, 57.12, 58.395)
+    color: str = "bgr"
+    input_format: str = "uint8-nhwc"
+    strides: tuple[int, ...] = (8, 16, 32)
+    reg_max: int = 10
+    class_names: tuple[str, ...] = ("person",)
+    person_class: int = 0
+    precision: str = "fp32"
+    source: str = ""
+    license: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind != "nanodet-gfl":
+            raise ValueError(f"unsupported detector kind {self.kind!r}")
+        if self.color not in ("rgb", "bgr"):
+            raise ValueError(f"color must be 'rgb' or 'bgr', got {self.color!r}")
+        if self.input_format not in ("uint8-nhwc", "float-nchw"):
+            raise ValueError(f"input_format must be 'uint8-nhwc' or 'float-nchw', got {self.input_format!r}")
+        if self.input_size <= 0 or self.input_size % self.size_divisor:
+            raise ValueError(f"input_size {self.input_size} must be a positive multiple of {self.size_divisor}")
+        if not 0 <= self.person_class < len(self.class_names):
+            raise ValueError(f"person_class {self.person_class} out of range for {len(self.class_names)} classes")
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise ValueError("mean and std need 3 values, std > 0")
+
+    def to_metadata(self) -> dict[str, str]:
+        return {
+            DETECTOR_SPEC_KEY: json.dumps({"format": DETECTOR_SPEC_FORMAT, **asdict(self)}, sort_keys=True),
+            "name": self.name,
+            "version": self.version,
+        }
+
+    @classmethod
+    def from_metadata(cls, meta: dict[str, str]) -> DetectorSpec:
+        if DETECTOR_SPEC_KEY not in meta:
+            raise ValueError(f"model metadata has no {DETECTOR_SPEC_KEY!r} entry")
+        raw: dict[str, Any] = json.loads(meta[DETECTOR_SPEC_KEY])
+        fmt = raw.pop("format", None)
+        if fmt != DETECTOR_SPEC_FORMAT:
+            raise ValueError(f"unsupported detector spec format {fmt!r}, expected {DETECTOR_SPEC_FORMAT}")
+        tuples = {"mean", "std", "strides", "class_names"}
+        known = {f.name for f in fields(cls)}
+        unknown = set(raw) - known
+        if unknown:
+            raise ValueError(f"unknown detector spec fields {sorted(unknown)}")
+        kwargs: dict[str, Any] = {k: tuple(v) if k in tuples else v for k, v in raw.items()}
+        return cls(**kwargs)

@@ -1,5 +1,6 @@
-"""Person detectors behind one interface: YOLO ONNX (fast path), Ultralytics in-process (optional),
-and OpenCV's HOG people detector (offline fallback, no download)."""
+"""Person detectors behind one interface: NanoDet ONNX (the shipped default, ``service.nanodet``),
+a user's YOLO ONNX export, Ultralytics in-process (optional) and OpenCV's HOG people detector
+(last resort when no model file is present)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from typing import Protocol
 import cv2
 import numpy as np
 import numpy.typing as npt
+import onnxruntime as ort
 
 from posecore.types import Detections
+from service.nanodet import NanoDetDetector, has_detector_spec, nms_xyxy
 from service.runtime import ModelLoadError, open_session
 from service.settings import Settings
 
@@ -25,19 +28,19 @@ class Detector(Protocol):
     def __call__(self, image_bgr: Image) -> Detections: ...
 
 
-def nms_xyxy(boxes: npt.NDArray[np.float32], scores: npt.NDArray[np.float32], iou: float) -> npt.NDArray[np.int64]:
-    if len(boxes) == 0:
-        return np.zeros(0, np.int64)
-    xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)
-    keep = cv2.dnn.NMSBoxes(xywh.tolist(), scores.tolist(), 0.0, iou)
-    return np.asarray(keep, dtype=np.int64).reshape(-1)
-
-
 class YoloOnnxDetector:
     """Ultralytics YOLO (v8/11) exported to ONNX: output (1, 4 + classes, anchors); class 0 = person."""
 
-    def __init__(self, path: str | Path, input_size: int, score: float, providers: str, threads: int):
-        self.session = open_session(path, providers, threads)
+    def __init__(
+        self,
+        path: str | Path,
+        input_size: int,
+        score: float,
+        providers: str,
+        threads: int,
+        session: ort.InferenceSession | None = None,
+    ):
+        self.session = session or open_session(path, providers, threads)
         inp = self.session.get_inputs()[0]
         shape = inp.shape
         self.size = shape[2] if isinstance(shape[2], int) else input_size
@@ -132,20 +135,32 @@ class HogDetector:
 
 
 def build_detector(s: Settings) -> Detector:
-    """The configured backend; ``auto`` falls back to HOG (logged) when no weights are present."""
-    path = s.detector_model
-    if s.detector in ("yolo-onnx", "auto") and path.endswith(".onnx"):
-        if Path(path).is_file():
-            return YoloOnnxDetector(path, s.detector_input, s.detector_score, s.providers, s.threads)
-        if s.detector == "yolo-onnx":
-            raise ModelLoadError(f"detector model not found: {path}")
-    if s.detector in ("ultralytics", "auto") and path.endswith(".pt"):
+    """The configured backend. ``auto`` asks the file what it is: an ONNX with a NanoDet spec ->
+    NanoDet, any other ONNX -> YOLO export, ``.pt`` -> Ultralytics; HOG only if the file is missing."""
+    path, kind = s.detector_model, s.detector
+    session = None
+    if kind == "auto" and Path(path).is_file() and path.endswith(".onnx"):
+        session = open_session(path, s.providers, s.threads)
+        kind = "nanodet" if has_detector_spec(session) else "yolo-onnx"
+    elif kind == "auto" and path.endswith(".pt"):
+        kind = "ultralytics"
+    if kind == "nanodet":
+        return NanoDetDetector(
+            path, s.detector_score, s.detector_nms_iou, s.detector_input, s.providers, s.threads, session=session
+        )
+    if kind == "yolo-onnx":
+        return YoloOnnxDetector(path, s.detector_input or 320, s.detector_score, s.providers, s.threads, session)
+    if kind == "ultralytics":
         try:
             return UltralyticsDetector(path, s.detector_score)
         except (ImportError, ModelLoadError) as e:
             if s.detector == "ultralytics":
                 raise ModelLoadError(f"Ultralytics detector unavailable: {e}") from e
-            log.warning("Ultralytics detector unavailable (%s); using the HOG fallback", e)
-    if s.detector == "auto":
-        log.warning("no detector weights at %s: using the offline HOG fallback (slower, less accurate)", path)
+            log.error("Ultralytics detector unavailable (%s): falling back to HOG, which misses most people", e)
+    elif kind == "auto":
+        log.error(
+            "detector model %s not found: falling back to OpenCV HOG, which misses seated, partly visible "
+            "and small people (restore models/nanodet-coco-int8.onnx or set POSE_DETECTOR_MODEL)",
+            path,
+        )
     return HogDetector(score=min(s.detector_score, 0.5), max_side=s.hog_max_side)

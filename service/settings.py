@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_POSE_MODEL = REPO_ROOT / "models" / "okdhp-litehg-w32.onnx"
+DEFAULT_DETECTOR_MODEL = REPO_ROOT / "models" / "nanodet-coco-int8.onnx"
 
 
 class Settings(BaseSettings):
@@ -20,12 +21,14 @@ class Settings(BaseSettings):
     log_level: str = "info"
 
     pose_model: Path = DEFAULT_POSE_MODEL
-    # detector: auto = YOLO ONNX if detector_model exists, else Ultralytics if installed and a .pt is
-    # given, else the offline HOG fallback
-    detector: Literal["auto", "yolo-onnx", "ultralytics", "hog"] = "auto"
-    detector_model: str = str(REPO_ROOT / "models" / "yolo11n.onnx")  # path (or URL for Ultralytics)
-    detector_input: int = Field(320, ge=64, le=1920)
-    detector_score: float = Field(0.35, ge=0.0, le=1.0)
+    # detector: auto = what the file says it is (an ONNX with a NanoDet spec in its metadata ->
+    # NanoDet, any other ONNX -> Ultralytics YOLO export, .pt -> Ultralytics); HOG only when the
+    # file is missing (logged as an error) or when asked for
+    detector: Literal["auto", "nanodet", "yolo-onnx", "ultralytics", "hog"] = "auto"
+    detector_model: str = str(DEFAULT_DETECTOR_MODEL)
+    detector_input: int | None = Field(None, ge=64, le=1920)  # long side; None = the model's own spec (YOLO: 320)
+    detector_score: float = Field(0.3, ge=0.0, le=1.0)  # chosen on realpose-lab train (recall 0.95 at 320)
+    detector_nms_iou: float = Field(0.6, gt=0.0, le=1.0)
     hog_max_side: int = Field(480, ge=128, le=4096)
     providers: str = "auto"  # auto | comma list, e.g. "CUDAExecutionProvider,CPUExecutionProvider"
     threads: int = Field(2, ge=0, le=256)  # ONNX Runtime intra-op threads per session (0 = ORT default)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from posecore.spec import SPEC_KEY, ModelSpec
+from posecore.spec import DETECTOR_SPEC_KEY, SPEC_KEY, DetectorSpec, ModelSpec
 from posecore.types import Detections, Poses, TrackedPoses
 
 
@@ -44,3 +44,39 @@ def test_result_objects_check_shapes():
         TrackedPoses(p, np.array([1]))
     with pytest.raises(ValueError):
         p.keypoints[0, 0, 0] = 1.0  # frozen: arrays are read-only
+
+
+def test_detector_spec_roundtrips_through_metadata():
+    spec = DetectorSpec(name="d", version="1", input_size=416, class_names=("cat", "person"), person_class=1,
+                        strides=(8, 16, 32, 64), precision="int8", source="src", license="Apache-2.0")  # fmt: skip
+    meta = spec.to_metadata()
+    assert DETECTOR_SPEC_KEY in meta and SPEC_KEY not in meta
+    assert DetectorSpec.from_metadata(meta) == spec
+
+
+@pytest.mark.parametrize(
+    "kwargs,needle",
+    [
+        ({"input_size": 330}, "multiple"),
+        ({"person_class": 3}, "person_class"),
+        ({"color": "yuv"}, "color"),
+        ({"input_format": "float-nhwc"}, "input_format"),
+        ({"kind": "yolo"}, "kind"),
+        ({"std": (1.0, 0.0, 1.0)}, "std"),
+    ],
+)
+def test_detector_spec_rejects_bad_values(kwargs, needle):
+    with pytest.raises(ValueError, match=needle):
+        DetectorSpec(name="d", version="1", **kwargs)
+
+
+def test_detector_spec_rejects_missing_and_unknown_metadata():
+    with pytest.raises(ValueError, match=DETECTOR_SPEC_KEY):
+        DetectorSpec.from_metadata({"name": "x"})
+    meta = DetectorSpec(name="d", version="1").to_metadata()
+    import json
+
+    raw = json.loads(meta[DETECTOR_SPEC_KEY])
+    raw["anchors"] = 9
+    with pytest.raises(ValueError, match="unknown"):
+        DetectorSpec.from_metadata({DETECTOR_SPEC_KEY: json.dumps(raw)})
