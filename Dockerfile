@@ -2,8 +2,9 @@
 # okpose inference image. Targets:
 #   runtime-gpu (default): CUDA 12 + cuDNN 9 runtime, onnxruntime-gpu (CUDA, TensorRT when its libs are present)
 #   runtime-cpu          : python slim, onnxruntime (CPU)
-# No torch in either runtime. The YOLO detector is exported in a separate stage when the build has
-# network access; without it the image still starts on the offline HOG detector.
+# No torch in either runtime. The default person detector (NanoDet, models/nanodet-coco-int8.onnx) is
+# part of the build context; a YOLO detector can be exported instead with --build-arg EXPORT_DETECTOR=1
+# (needs network; a failed export fails the build).
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 ARG CUDA_IMAGE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04
@@ -22,7 +23,7 @@ RUN pip wheel --no-cache-dir --wheel-dir /wheels/cpu ".[serve]" \
 
 # ---------------------------------------------------------------- detector export (optional, needs network)
 FROM ${PYTHON_IMAGE} AS detector
-ARG EXPORT_DETECTOR=1
+ARG EXPORT_DETECTOR=0
 ARG DETECTOR_WEIGHTS=yolo11n.pt
 ARG DETECTOR_IMGSZ=320
 ARG TORCH_VERSION=2.5.1
@@ -31,21 +32,20 @@ ARG ULTRALYTICS_VERSION=8.3.40
 ARG ONNX_VERSION=1.17.0
 WORKDIR /export
 COPY deploy/export_detector.py .
-# torch CPU wheels keep this stage small; a failed download (offline build) leaves /models empty
+# torch CPU wheels keep this stage small; off by default (the image ships NanoDet)
 RUN mkdir -p /models \
  && if [ "$EXPORT_DETECTOR" = "1" ]; then \
-      (pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu \
+      pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu \
           "torch==${TORCH_VERSION}" "torchvision==${TORCHVISION_VERSION}" \
-       && pip install --no-cache-dir "ultralytics==${ULTRALYTICS_VERSION}" "onnx==${ONNX_VERSION}" \
-       && python export_detector.py --weights "$DETECTOR_WEIGHTS" --imgsz "$DETECTOR_IMGSZ" --out /models/yolo11n.onnx) \
-      || echo "detector export failed (offline build?): the service will use the HOG fallback"; \
+      && pip install --no-cache-dir "ultralytics==${ULTRALYTICS_VERSION}" "onnx==${ONNX_VERSION}" \
+      && python export_detector.py --weights "$DETECTOR_WEIGHTS" --imgsz "$DETECTOR_IMGSZ" --out /models/yolo11n.onnx; \
     fi
 
 # ---------------------------------------------------------------- CPU runtime
 FROM ${PYTHON_IMAGE} AS runtime-cpu
 ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 OMP_NUM_THREADS=1 \
     POSE_HOST=0.0.0.0 POSE_PORT=8000 POSE_THREADS=2 POSE_WORKERS=2 \
-    POSE_POSE_MODEL=/models/okdhp-litehg-w32.onnx POSE_DETECTOR_MODEL=/models/yolo11n.onnx
+    POSE_POSE_MODEL=/models/okdhp-litehg-w32.onnx POSE_DETECTOR_MODEL=/models/nanodet-coco-int8.onnx
 RUN useradd --create-home --uid 10001 okpose
 COPY --from=wheels /wheels/cpu /wheels
 RUN pip install --no-cache-dir --no-index --find-links /wheels "okpose[serve]==0.1.0" && rm -rf /wheels
@@ -62,7 +62,7 @@ ENTRYPOINT ["python", "-m", "service"]
 FROM ${CUDA_IMAGE} AS runtime-gpu
 ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 OMP_NUM_THREADS=1 \
     POSE_HOST=0.0.0.0 POSE_PORT=8000 POSE_THREADS=4 POSE_WORKERS=4 POSE_PROVIDERS=auto \
-    POSE_POSE_MODEL=/models/okdhp-litehg-w32.onnx POSE_DETECTOR_MODEL=/models/yolo11n.onnx \
+    POSE_POSE_MODEL=/models/okdhp-litehg-w32.onnx POSE_DETECTOR_MODEL=/models/nanodet-coco-int8.onnx \
     PATH=/opt/venv/bin:$PATH
 # hadolint ignore=DL3008
 RUN apt-get update \

@@ -38,7 +38,11 @@ def lr_at(step: int, total_steps: int, cfg: OptimConfig) -> float:
 
 def spec_from_config(cfg: ExperimentConfig, version: str = "dev") -> ModelSpec:
     k = cfg.model.num_keypoints
-    kwargs = {} if k == 17 else {"keypoint_names": tuple(f"joint{i}" for i in range(k)), "limbs": ()}
+    kwargs: dict[str, object] = {} if k == 17 else {"keypoint_names": tuple(f"joint{i}" for i in range(k)), "limbs": ()}
+    if cfg.model.arch == "nanodet":  # the pretrained stages expect the detector's own normalisation
+        from trainer.pretrained import NANODET_MEAN, NANODET_STD
+
+        kwargs.update(color="bgr", mean=NANODET_MEAN, std=NANODET_STD)
     return ModelSpec(
         name=f"okdhp-{cfg.model.arch}-w{cfg.model.width}",
         version=version,

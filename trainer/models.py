@@ -17,13 +17,14 @@ from torch import nn
 
 @dataclass
 class ModelConfig:
-    arch: str = "litehg"  # litehg | hourglass | resnet
+    arch: str = "litehg"  # litehg | hourglass | resnet | nanodet
     num_keypoints: int = 17
     num_branches: int = 3
     width: int = 32  # litehg: channels at stride 4; hourglass: features; resnet: deconv channels
     shared_stacks: int = 1  # hourglass: stacks in the shared trunk (litehg: shared IR blocks)
     branch_depths: list[int] = field(default_factory=lambda: [1, 1, 1])  # per branch, [0] is deployed
     expand: int = 4  # litehg inverted-residual expansion
+    pretrained_stages: int = 3  # nanodet: COCO-pretrained NanoDet stages kept (2: to stride 8, 3: to stride 16)
 
 
 def _cbr(cin: int, cout: int, k: int = 3, s: int = 1, groups: int = 1, act: bool = True) -> nn.Sequential:
@@ -94,6 +95,54 @@ class LiteStem(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
+
+
+# --------------------------------------------------------------------------- nanodet (pretrained)
+class NanoDetStem(nn.Module):
+    """COCO-pretrained NanoDet stages (``trainer.pretrained``) + a top-down neck.
+
+    Returns ``(p4, p8)``: stride-4 lateral features (width // 2 channels) for the branches' last,
+    high-resolution step, and fused stride-8 features (``width`` channels, also the FAU input).
+    With 2 pretrained stages the stride-16 context comes from new inverted-residual blocks.
+    """
+
+    def __init__(self, width: int, stages: int, expand: int):
+        super().__init__()
+        from trainer.pretrained import nanodet_encoder
+
+        if stages not in (2, 3):
+            raise ValueError(f"pretrained_stages must be 2 or 3, got {stages}")
+        self.encoder, self.stages = nanodet_encoder(), stages
+        self.context = (
+            None if stages == 3 else nn.Sequential(InvertedResidual(128, 128, 2, 2), InvertedResidual(128, 128, 1, 2))
+        )
+        self.lat16 = _cbr(256 if stages == 3 else 128, width, 1)
+        self.lat8 = _cbr(128, width, 1)
+        self.lat4 = _cbr(64, width // 2, 1)
+        self.fuse8 = InvertedResidual(width, width, 1, expand)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        c4, c8, c16 = self.encoder(x)
+        if self.context is not None:
+            c16 = self.context(c8)
+        p16 = F.interpolate(self.lat16(c16), size=c8.shape[-2:], mode="nearest")
+        return self.lat4(c4), self.fuse8(self.lat8(c8) + p16)
+
+
+class NanoDetBranch(nn.Module):
+    """stride-8 inverted residuals (``depth``) -> upsample x2 + stride-4 lateral -> 3x3 -> 1x1 heatmaps."""
+
+    def __init__(self, width: int, num_keypoints: int, depth: int, expand: int):
+        super().__init__()
+        self.body = nn.Sequential(*[InvertedResidual(width, width, 1, expand) for _ in range(depth)])
+        self.reduce = _cbr(width, width // 2, 1, act=False)
+        self.refine = nn.Sequential(_cbr(width // 2, width // 2, 3, groups=width // 2), _cbr(width // 2, width // 2, 1))
+        self.head = nn.Conv2d(width // 2, num_keypoints, 1)
+
+    def forward(self, feats: tuple[torch.Tensor, torch.Tensor]) -> list[torch.Tensor]:
+        p4, p8 = feats
+        up = F.interpolate(self.reduce(self.body(p8)), size=p4.shape[-2:], mode="bilinear", align_corners=False)
+        return [self.head(self.refine(up + p4))]
 
 
 # --------------------------------------------------------------------------- hourglass
@@ -258,8 +307,12 @@ class MultiBranchNet(nn.Module):
             self.stem = ResNetStem()
             branches = [ResNetBranch(k, d, cfg.width) for d in cfg.branch_depths]
             self.feature_channels = 128
+        elif cfg.arch == "nanodet":
+            self.stem = NanoDetStem(cfg.width, cfg.pretrained_stages, cfg.expand)
+            branches = [NanoDetBranch(cfg.width, k, d, cfg.expand) for d in cfg.branch_depths]
+            self.feature_channels = cfg.width
         else:
-            raise ValueError(f"unknown arch {cfg.arch!r} (litehg | hourglass | resnet)")
+            raise ValueError(f"unknown arch {cfg.arch!r} (litehg | hourglass | resnet | nanodet)")
         self.branches = nn.ModuleList(branches)
         for mod in self.modules():
             # heatmap heads start near zero (as in SimpleBaseline): the first steps fit the targets
@@ -277,7 +330,8 @@ class MultiBranchNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, object]:
         feats, shared_hms = self.trunk(x)
-        return {"features": feats, "shared": shared_hms, "branches": [b(feats) for b in self.branches]}
+        fau_in = feats[-1] if isinstance(feats, tuple) else feats  # nanodet: (p4, p8) -> p8
+        return {"features": fau_in, "shared": shared_hms, "branches": [b(feats) for b in self.branches]}
 
 
 class SingleBranchNet(nn.Module):
