@@ -13,6 +13,8 @@ python -m trainer evaluate (--checkpoint runs/X/final.pt | --onnx model.onnx [--
 python -m trainer export   --checkpoint runs/X/final.pt --out models/X.onnx [--branch N|best]
 python -m trainer compare  --config trainer/configs/X.yaml --seeds 0 1 [--out docs/results.md] [key=value ...]
 python -m trainer card     --onnx models/X.onnx [--out models/X.card.json]   # held-out metrics + latency
+python -m trainer peers    --onnx models/X.onnx [--served]   # students vs MoveNet teachers, bootstrap CIs
+python -m trainer label    VIDEOS/IMAGES --out DIR [--every N]   # teacher labels as COCO keypoints json
 """
 
 
@@ -46,6 +48,18 @@ def main(argv: list[str] | None = None) -> int:
     k.add_argument("--out", default=None, help="card JSON (default: next to the ONNX, .card.json)")
     k.add_argument("--config", default=None)
     k.add_argument("overrides", nargs="*")
+    q = sub.add_parser("peers", help="students and MoveNet teachers on the same val persons")
+    q.add_argument("--onnx", nargs="*", default=[], help="student ONNX files")
+    q.add_argument("--no-teachers", action="store_true")
+    q.add_argument("--served", action="store_true", help="also the served configuration of each student")
+    q.add_argument("--ann", default=None, help="COCO keypoints json (default: realpose-lab val)")
+    q.add_argument("--images", default=None)
+    q.add_argument("--out", default="docs/peers", help="writes OUT.json and OUT.md")
+    lb = sub.add_parser("label", help="teacher-label videos and images into COCO keypoints json")
+    lb.add_argument("inputs", nargs="+", help="video files, image files or folders")
+    lb.add_argument("--out", required=True)
+    lb.add_argument("--every", type=int, default=1, help="label every n-th video frame")
+    lb.add_argument("--max-side", type=int, default=800, help="saved frames' long side")
     args = p.parse_args(argv)
     if args.cmd is None:
         print(USAGE, file=sys.stderr)
@@ -82,6 +96,24 @@ def main(argv: list[str] | None = None) -> int:
 
         out = args.out or str(Path(args.onnx).with_suffix(".card.json"))
         print(json.dumps(write_card(args.onnx, out, args.config, args.overrides), indent=2))
+    elif args.cmd == "peers":
+        from pathlib import Path
+
+        from trainer import peers
+
+        ann = Path(args.ann) if args.ann else peers.DATA / "annotations" / "person_keypoints_val.json"
+        images = Path(args.images) if args.images else peers.DATA / "images"
+        rows = peers.run([Path(o) for o in args.onnx], not args.no_teachers, args.served, ann, images)
+        Path(args.out + ".json").write_text(json.dumps(rows, indent=2))
+        md = peers.markdown(rows, ann)
+        Path(args.out + ".md").write_text(md)
+        print(md)
+    elif args.cmd == "label":
+        from pathlib import Path
+
+        from trainer.label import label
+
+        print(json.dumps(label([Path(i) for i in args.inputs], Path(args.out), args.every, args.max_side), indent=2))
     return 0
 
 

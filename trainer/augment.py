@@ -33,6 +33,10 @@ class AugmentConfig:
     blur_prob: float = 0.2
     occlusion_prob: float = 0.4
     background_prob: float = 0.4  # paste the person onto another image's (or synthetic) background
+    # folder of real-scene images (e.g. Debian opencv-doc's samples) used as backgrounds and occluders
+    # instead of the training set's own frames with probability ``backgrounds_share``
+    backgrounds: str = ""
+    backgrounds_share: float = 0.7
 
 
 def sample_region(

@@ -33,6 +33,7 @@ class DataConfig:
     max_train: int = 0  # 0 = all (CI smoke runs use a few)
     max_val: int = 0
     val_detections: str = ""  # optional COCO results json of person boxes; GT boxes otherwise
+    extra_train: list[str] = field(default_factory=list)  # `trainer label` output folders added to train
 
 
 @dataclass

@@ -97,6 +97,16 @@ class ImageCache:
         return img
 
 
+def background_images(folder: str) -> list[str]:
+    """Image files of a background folder (sorted); empty when ``folder`` is empty."""
+    if not folder:
+        return []
+    paths = sorted(str(p) for p in Path(folder).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    if not paths:
+        raise ValueError(f"augment.backgrounds: no images in {folder}")
+    return paths
+
+
 class TopDownDataset(Dataset):
     """Record -> (input (3, H, W), target (K, h, w), weights (K,), index)."""
 
@@ -121,6 +131,7 @@ class TopDownDataset(Dataset):
         self.cache = ImageCache()
         self.epoch = 0
         self.image_paths = sorted({r.image_path for r in records})
+        self.backgrounds = background_images(augment.backgrounds)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -133,7 +144,9 @@ class TopDownDataset(Dataset):
         rng = np.random.default_rng((self.seed, self.epoch, i))
         img = self.cache.get(rec.image_path)
         other = None
-        if self.train and self.aug.enabled and len(self.image_paths) > 1:
+        if self.train and self.aug.enabled and self.backgrounds and rng.random() < self.aug.backgrounds_share:
+            other = self.cache.get(self.backgrounds[int(rng.integers(len(self.backgrounds)))])
+        elif self.train and self.aug.enabled and len(self.image_paths) > 1:
             other = self.cache.get(self.image_paths[int(rng.integers(len(self.image_paths)))])
         aug = self.aug if self.train else AugmentConfig(enabled=False)
         crop, kps, _ = augment_sample(

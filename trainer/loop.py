@@ -67,6 +67,9 @@ def load_records(cfg: ExperimentConfig, split: str) -> list:
         recs = load_mpii(ann, Path(d.root) / d.images)
     else:
         recs = load_coco(ann, Path(d.root) / d.images, d.min_keypoints if split == "train" else 1)
+    if split == "train":  # teacher-labelled folders from `python -m trainer label` (annotations.json + images/)
+        for folder in d.extra_train:
+            recs += load_coco(Path(folder) / "annotations.json", Path(folder) / "images", d.min_keypoints)
     limit = d.max_train if split == "train" else d.max_val
     return recs[:limit] if limit else recs
 

@@ -1,0 +1,212 @@
+"""``python -m trainer peers``: students and teacher models on the same val persons, same run.
+
+Every model sees the labelled persons of an annotation file (GT boxes, no flip):
+- our ONNX students through their own spec (crop padding, input size, normalisation);
+- MoveNet teachers (``make teachers``) on a square crop of 1.25x the box's long side.
+Reported: COCO OKS AP with a 95 % bootstrap interval (images resampled), AP per person
+(``track_id``), mean OKS and PCK@0.1 (joints within 0.1 x the box's long side).
+``--served`` adds the served configuration of each student: the service pipeline (shipped
+detector, no flip, default thresholds) on whole frames, scored as the service scores persons.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from posecore.skeleton import COCO_SIGMAS
+from trainer.data import PersonRecord, load_coco
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "realpose-lab"
+TEACHERS = ROOT / "models" / "teachers"
+
+# records -> keypoints (R, K, 3) in image pixels
+Predict = Callable[[list[PersonRecord]], np.ndarray]
+
+
+def movenet_predictor(path: Path, threads: int = 1) -> Predict:
+    """MoveNet single-pose ONNX (int32 RGB square input, (y, x, score) output in [0, 1])."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    name, side = sess.get_inputs()[0].name, int(sess.get_inputs()[0].shape[1])
+
+    def predict(records: list[PersonRecord]) -> np.ndarray:
+        out = []
+        for r in records:
+            img = cv2.imread(r.image_path)
+            x1, y1, x2, y2 = r.box_xyxy
+            size = 1.25 * max(x2 - x1, y2 - y1)
+            s = side / size
+            m = np.array([[s, 0, side / 2 - s * (x1 + x2) / 2], [0, s, side / 2 - s * (y1 + y2) / 2]], np.float32)
+            crop = cv2.warpAffine(img, m, (side, side), flags=cv2.INTER_LINEAR)
+            yxs = sess.run(None, {name: crop[None, :, :, ::-1].astype(np.int32)})[0][0, 0]
+            px, py = yxs[:, 1] * side, yxs[:, 0] * side
+            inv = cv2.invertAffineTransform(m)
+            xy = np.stack([px, py, np.ones_like(px)], 1) @ inv.T
+            out.append(np.concatenate([xy, yxs[:, 2:3]], 1))
+        return np.asarray(out, np.float32)
+
+    return predict
+
+
+def student_predictor(path: Path) -> Predict:
+    from trainer.cli_eval import onnx_predictor
+    from trainer.evaluate import predict_records
+
+    predict, spec = onnx_predictor(str(path), threads=1)
+    return lambda records: predict_records(predict, records, spec, flip_test=False)["onnx"]
+
+
+def _coco(images: list[dict], anns: list[dict]):  # noqa: ANN202
+    from pycocotools.coco import COCO
+
+    gt = COCO()
+    gt.dataset = {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "person"}]}
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt.createIndex()
+    return gt
+
+
+def oks_ap(images: list[dict], anns: list[dict], dets: list[dict]) -> float:
+    from pycocotools.cocoeval import COCOeval
+
+    if not dets:
+        return 0.0
+    gt = _coco(images, anns)
+    with contextlib.redirect_stdout(io.StringIO()):
+        ev = COCOeval(gt, gt.loadRes(dets), "keypoints")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return float(ev.stats[0])
+
+
+def bootstrap_ap(gt: dict, dets: list[dict], n: int = 200, seed: int = 0) -> tuple[float, float]:
+    """95 % percentile interval of AP over images resampled with replacement (renumbered copies)."""
+    rng = np.random.default_rng(seed)
+    ids = [im["id"] for im in gt["images"]]
+    anns_by = {i: [a for a in gt["annotations"] if a["image_id"] == i] for i in ids}
+    dets_by = {i: [d for d in dets if d["image_id"] == i] for i in ids}
+    aps = []
+    for _ in range(n):
+        images, anns, ds = [], [], []
+        for new_id, old in enumerate(rng.choice(ids, len(ids))):
+            images.append({"id": new_id, "width": 1, "height": 1})
+            anns += [{**a, "id": len(anns) + k + 1, "image_id": new_id} for k, a in enumerate(anns_by[old])]
+            ds += [{**d, "image_id": new_id} for d in dets_by[old]]
+        aps.append(oks_ap(images, anns, ds))
+    return float(np.percentile(aps, 2.5)), float(np.percentile(aps, 97.5))
+
+
+def oks_per_person(records: list[PersonRecord], kps: np.ndarray) -> np.ndarray:
+    """OKS of each prediction against its own record (area from the box, as COCO does for boxes)."""
+    out = []
+    var = (2 * np.asarray(COCO_SIGMAS)) ** 2
+    for r, k in zip(records, kps, strict=True):
+        vis = r.keypoints[:, 2] > 0
+        x1, y1, x2, y2 = r.box_xyxy
+        area = max((x2 - x1) * (y2 - y1), 1.0)
+        d2 = ((k[:, :2] - r.keypoints[:, :2]) ** 2).sum(1)
+        out.append(float(np.exp(-d2 / (2 * var * area))[vis].mean()) if vis.any() else np.nan)
+    return np.asarray(out)
+
+
+def pck(records: list[PersonRecord], kps: np.ndarray, thr: float = 0.1) -> float:
+    hits = total = 0
+    for r, k in zip(records, kps, strict=True):
+        vis = r.keypoints[:, 2] > 0
+        x1, y1, x2, y2 = r.box_xyxy
+        d = np.linalg.norm(k[vis, :2] - r.keypoints[vis, :2], axis=1)
+        hits += int((d <= thr * max(x2 - x1, y2 - y1)).sum())
+        total += int(vis.sum())
+    return hits / max(total, 1)
+
+
+def score(kps: np.ndarray, thr: float = 0.2) -> np.ndarray:
+    s = kps[..., 2]
+    above = s > thr
+    return np.where(above.any(1), (s * above).sum(1) / np.maximum(above.sum(1), 1), 0.0)
+
+
+def evaluate_gt_boxes(name: str, predict: Predict, ann_file: Path, image_root: Path) -> dict:
+    gt = json.loads(ann_file.read_text())
+    records = load_coco(ann_file, image_root)
+    kps = predict(records)
+    dets = [
+        {"image_id": r.image_id, "category_id": 1, "keypoints": k.reshape(-1).tolist(), "score": float(s)}
+        for r, k, s in zip(records, kps, score(kps), strict=True)
+    ]
+    track = {a["id"]: a.get("track_id", -1) for a in gt["annotations"]}
+    per_person = {}
+    for tid in sorted({track[r.ann_id] for r in records}):
+        sel = [i for i, r in enumerate(records) if track[r.ann_id] == tid]
+        keep_imgs = {records[i].image_id for i in sel}
+        anns = [a for a in gt["annotations"] if a["image_id"] in keep_imgs and a.get("track_id", -1) == tid]
+        per_person[str(tid)] = {"AP": oks_ap(gt["images"], anns, [dets[i] for i in sel]), "persons": len(sel)}
+    oks = oks_per_person(records, kps)
+    lo, hi = bootstrap_ap(gt, dets)
+    return {"model": name, "boxes": "GT", "AP": oks_ap(gt["images"], gt["annotations"], dets), "AP_ci95": [lo, hi],
+            "mean_oks": float(np.nanmean(oks)), "pck@0.1": pck(records, kps), "persons": len(records),
+            "per_person": per_person}  # fmt: skip
+
+
+def evaluate_served(onnx: Path, ann_file: Path, image_root: Path) -> dict:
+    """The service pipeline on whole frames (default detector and options, no flip)."""
+    from service.detector import build_detector
+    from service.pipeline import Pipeline
+    from service.pose import PoseEstimator
+    from service.settings import Settings
+
+    gt = json.loads(ann_file.read_text())
+    s = Settings(pose_model=onnx, threads=1, flip_test=False)
+    pipe = Pipeline(s, build_detector(s), PoseEstimator(s.pose_model, "CPUExecutionProvider", 1))
+    opts = pipe.default_options()
+    dets = []
+    for im in gt["images"]:
+        res = pipe.process(cv2.imread(str(image_root / im["file_name"])), opts)
+        for k, sc in zip(res.poses.keypoints, res.poses.scores, strict=True):
+            kp = k.reshape(-1).tolist()
+            dets.append({"image_id": im["id"], "category_id": 1, "keypoints": kp, "score": float(sc)})
+    lo, hi = bootstrap_ap(gt, dets)
+    return {"model": onnx.name, "boxes": f"served ({pipe.detector.name}, no flip)",
+            "AP": oks_ap(gt["images"], gt["annotations"], dets), "AP_ci95": [lo, hi]}  # fmt: skip
+
+
+def run(onnx: list[Path], teachers: bool, served: bool, ann_file: Path, image_root: Path) -> list[dict]:
+    rows = []
+    for path in onnx:
+        rows.append(evaluate_gt_boxes(path.name, student_predictor(path), ann_file, image_root))
+    if teachers:
+        for t in ("movenet-lightning", "movenet-thunder"):
+            p = TEACHERS / f"{t}.onnx"
+            if not p.is_file():
+                raise SystemExit(f"{p} missing: run `make teachers` first")
+            rows.append(evaluate_gt_boxes(t, movenet_predictor(p), ann_file, image_root))
+    if served:
+        rows += [evaluate_served(p, ann_file, image_root) for p in onnx]
+    return rows
+
+
+def markdown(rows: list[dict], ann_file: Path) -> str:
+    head = (
+        f"`{ann_file.name}`; COCO OKS AP, 95 % bootstrap interval over images (200 resamples).\n\n"
+        "| model | boxes | AP [95 % CI] | mean OKS | PCK@0.1 | AP per person (track id: AP (persons)) |\n"
+        "|---|---|---|---|---|---|\n"
+    )
+    lines = []
+    for r in rows:
+        pp = ", ".join(f"{k}: {v['AP']:.2f} ({v['persons']})" for k, v in r.get("per_person", {}).items())
+        ci = f"[{r['AP_ci95'][0]:.3f}, {r['AP_ci95'][1]:.3f}]"
+        oks, pck01 = r.get("mean_oks", float("nan")), r.get("pck@0.1", float("nan"))
+        lines.append(f"| {r['model']} | {r['boxes']} | {r['AP']:.3f} {ci} | {oks:.3f} | {pck01:.3f} | {pp} |")
+    return head + "\n".join(lines) + "\n"
