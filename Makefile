@@ -9,7 +9,7 @@ PIP_FLAGS := --disable-pip-version-check -q
 
 CONVERT_VENV := .venv-convert
 
-.PHONY: serve test lint typecheck pytest bench reliability system-deps clean models teachers
+.PHONY: serve test lint typecheck pytest bench reliability system-deps clean models teachers training-data
 
 $(SERVE_VENV)/.stamp: pyproject.toml
 	$(PY) -m venv $(SERVE_VENV)
@@ -71,6 +71,17 @@ models: $(CONVERT_VENV)/.stamp
 teachers: $(CONVERT_VENV)/.stamp
 	$(CONVERT_VENV)/bin/python -m tools.convert_models movenet-thunder --out models/teachers
 	$(CONVERT_VENV)/bin/python -m tools.convert_models movenet-lightning --out models/teachers
+
+# Teacher-labelled extra data for the student (needs `make teachers`): Debian's opencv-doc / darknet
+# sample images (people: basketball1/2.png, messi5.jpg, person.jpg, kite.jpg); vtest.avi (every 5th frame)
+# is labelled separately as the unseen-scene check and never trained on.
+DOC_DATA := /usr/share/doc/opencv-doc/examples/data
+training-data: $(DEV_VENV)/.stamp teachers
+	@command -v apt-get >/dev/null && [ -d $(DOC_DATA) ] && [ -d /usr/share/darknet ] || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends opencv-doc darknet >/dev/null; }
+	$(DEV_VENV)/bin/python -m trainer label $(DOC_DATA)/basketball1.png $(DOC_DATA)/basketball2.png $(DOC_DATA)/messi5.jpg \
+	  /usr/share/darknet/data/person.jpg /usr/share/darknet/data/kite.jpg --out data/misc
+	$(DEV_VENV)/bin/python -m trainer label $(DOC_DATA)/vtest.avi --every 5 --out data/vtest
 
 clean:
 	rm -rf $(SERVE_VENV) $(DEV_VENV) $(CONVERT_VENV) .pytest_cache .mypy_cache .ruff_cache
