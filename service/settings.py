@@ -9,7 +9,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_POSE_MODEL = REPO_ROOT / "models" / "okdhp-litehg-w32.onnx"
+DEFAULT_POSE_MODEL = REPO_ROOT / "models" / "okdhp-nanodet-w64-int8.onnx"
 DEFAULT_DETECTOR_MODEL = REPO_ROOT / "models" / "nanodet-coco-int8.onnx"
 
 

@@ -14,6 +14,7 @@ python -m trainer export   --checkpoint runs/X/final.pt --out models/X.onnx [--b
 python -m trainer compare  --config trainer/configs/X.yaml --seeds 0 1 [--out docs/results.md] [key=value ...]
 python -m trainer card     --onnx models/X.onnx [--out models/X.card.json]   # held-out metrics + latency
 python -m trainer peers    --onnx models/X.onnx [--served]   # students vs MoveNet teachers, bootstrap CIs
+python -m trainer quantize --onnx models/X.onnx --out models/X-int8.onnx   # static int8, spec kept
 python -m trainer label    VIDEOS/IMAGES --out DIR [--every N]   # teacher labels as COCO keypoints json
 """
 
@@ -55,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--ann", default=None, help="COCO keypoints json (default: realpose-lab val)")
     q.add_argument("--images", default=None)
     q.add_argument("--out", default="docs/peers", help="writes OUT.json and OUT.md")
+    qz = sub.add_parser("quantize", help="static int8 copy of an exported student (spec kept)")
+    qz.add_argument("--onnx", required=True)
+    qz.add_argument("--out", required=True)
     lb = sub.add_parser("label", help="teacher-label videos and images into COCO keypoints json")
     lb.add_argument("inputs", nargs="+", help="video files, image files or folders")
     lb.add_argument("--out", required=True)
@@ -108,6 +112,15 @@ def main(argv: list[str] | None = None) -> int:
         md = peers.markdown(rows, ann)
         Path(args.out + ".md").write_text(md)
         print(md)
+    elif args.cmd == "quantize":
+        from pathlib import Path
+
+        from trainer.peers import DATA
+        from trainer.quantize import quantize_student
+
+        ann = DATA / "annotations" / "person_keypoints_train.json"
+        n = quantize_student(Path(args.onnx), Path(args.out), ann, DATA / "images")
+        print(json.dumps({"out": args.out, "calibration_crops": n}))
     elif args.cmd == "label":
         from pathlib import Path
 

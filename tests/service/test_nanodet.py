@@ -14,7 +14,7 @@ import pytest
 from posecore.oks import box_iou
 from service.detector import HogDetector, YoloOnnxDetector, build_detector
 from service.nanodet import NanoDetDetector, anchor_grid, decode_distances, input_shape
-from service.settings import REPO_ROOT, Settings
+from service.settings import DEFAULT_POSE_MODEL, REPO_ROOT, Settings
 
 MODELS = REPO_ROOT / "models"
 
@@ -127,7 +127,7 @@ def test_spec_comes_from_the_model_metadata():
     assert d.spec.class_names[d.spec.person_class] == "person" and d.spec.precision == "int8"
     assert d.size == d.spec.input_size and "Apache-2.0" in d.spec.license
     with pytest.raises(Exception, match="not a NanoDet detector"):
-        NanoDetDetector(MODELS / "okdhp-litehg-w32.onnx", 0.35)  # a pose model has no detector spec
+        NanoDetDetector(DEFAULT_POSE_MODEL, 0.35)  # a pose model has no detector spec
 
 
 def test_auto_picks_by_what_the_file_is(tmp_path, caplog):
