@@ -19,7 +19,7 @@ from trainer.pretrained import NANODET_ONNX, _stage_outputs, nanodet_encoder
 
 
 def test_encoder_matches_the_detector_graph_it_was_cut_from(tmp_path):
-    """onnx2torch keeps the COCO-trained weights: same stage outputs as ONNX Runtime on the cut graph."""
+    """The converter keeps the COCO-trained weights: same stage outputs as ONNX Runtime on the cut graph."""
     import onnx.utils
 
     model = onnx.load(str(NANODET_ONNX))
