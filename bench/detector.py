@@ -23,6 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from posecore.oks import box_iou
 from posecore.types import Detections
 from service.detector import HogDetector
 from service.nanodet import NanoDetDetector
@@ -83,14 +84,6 @@ def box_ap(gt: dict, dets: list[dict]) -> tuple[float, float]:
     return float(ev.stats[0]), float(ev.stats[1])
 
 
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
-    return inter / (area(a)[:, None] + area(b)[None] - inter + 1e-9)
-
-
 def recall_precision(gt: dict, per_image: dict[int, Detections], thr: float) -> dict[str, float]:
     """Greedy one-to-one matching at IoU 0.5 of detections above ``thr``; crowd-matched ones are free."""
     tp = fp = n_gt = 0
@@ -105,7 +98,7 @@ def recall_precision(gt: dict, per_image: dict[int, Detections], thr: float) -> 
         crowd = np.array([a["iscrowd"] for a in anns], bool)
         n_gt += int((~crowd).sum())
         taken = np.zeros(len(g), bool)
-        ious = iou_matrix(boxes, g) if len(boxes) and len(g) else np.zeros((len(boxes), len(g)))
+        ious = box_iou(boxes, g)
         for i in range(len(boxes)):
             cand = np.where(~taken & ~crowd & (ious[i] >= 0.5))[0]
             if len(cand):

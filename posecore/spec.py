@@ -98,10 +98,10 @@ class DetectorSpec:
     """What a detector ONNX file says about itself (written by ``tools/convert_models.py``).
 
     kind: output layout (``nanodet-gfl``: per-level class scores + per-side distance bins);
-    input_size: the long side the frame is letterboxed to (the graph takes any H, W that are
+    input_size: the long side the frame is resized to (the graph takes any H, W that are
     multiples of ``size_divisor``; ``dynamic`` False means exactly ``input_size`` square);
     mean/std: per channel on 0-255 values in ``color`` order, applied inside the graph when
-    ``input_format`` is ``uint8-nhwc`` (the caller passes raw letterboxed pixels, padding 0) and by
+    ``input_format`` is ``uint8-nhwc`` (the caller passes the resized raw pixels) and by
     the caller for ``float-nchw``; strides/reg_max: the decode;
     class_names/person_class: which score column is a person.
     """

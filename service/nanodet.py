@@ -1,4 +1,4 @@
-"""NanoDet person detector (ONNX Runtime): letterbox -> one call -> GFL decode -> NMS.
+"""NanoDet person detector (ONNX Runtime): resize (``input_shape``) -> one call -> GFL decode -> NMS.
 
 Everything about pre- and post-processing (input size, mean/std, colour order, strides, bins,
 which class is a person) is read from the model's own metadata (``posecore.spec.DetectorSpec``,

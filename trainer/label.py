@@ -61,24 +61,40 @@ class Teacher:
         self.side = int(self.sess.get_inputs()[0].shape[1])
         self.perm = flip_index(17, COCO_FLIP_PAIRS)
 
-    def __call__(self, image_bgr: np.ndarray, box_xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Keypoints (17, 3) in image pixels from the plain and the mirrored crop."""
+    def _crop(self, image_bgr: np.ndarray, box_xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """RGB int32 square crop (S, S, 3) of 1.25x the box's long side, and the crop -> image affine (2, 3)."""
         x1, y1, x2, y2 = box_xyxy
         side = self.side
         s = side / (1.25 * max(x2 - x1, y2 - y1, 1.0))
         m = np.array([[s, 0, side / 2 - s * (x1 + x2) / 2], [0, s, side / 2 - s * (y1 + y2) / 2]], np.float32)
         crop = cv2.warpAffine(image_bgr, m, (side, side), flags=cv2.INTER_LINEAR)[:, :, ::-1]
-        batch = np.stack([crop, crop[:, ::-1]]).astype(np.int32)
-        out = np.concatenate([self.sess.run(None, {self.name: b[None]})[0][0, 0][None] for b in batch])
-        plain, mirrored = out[0], out[1][self.perm]  # mirrored: its "left" joints are our right ones
-        xs = np.stack([plain[:, 1] * side, side - mirrored[:, 1] * side])  # undo the mirror on x
-        ys = np.stack([plain[:, 0] * side, mirrored[:, 0] * side])
-        inv = cv2.invertAffineTransform(m)
-        res = []
-        for k, yxs in enumerate((plain, mirrored)):
-            pts = np.stack([xs[k], ys[k], np.ones(17)], 1) @ inv.T
-            res.append(np.concatenate([pts, yxs[:, 2:3]], 1).astype(np.float32))
-        return res[0], res[1]
+        return crop.astype(np.int32), cv2.invertAffineTransform(m)
+
+    def _run(self, crop: np.ndarray) -> np.ndarray:
+        """(17, 3) as (y, x, score), y and x in [0, 1] of the crop."""
+        return np.asarray(self.sess.run(None, {self.name: crop[None]})[0][0, 0])
+
+    @staticmethod
+    def _to_image(x: np.ndarray, y: np.ndarray, score: np.ndarray, inv: np.ndarray) -> np.ndarray:
+        pts = np.stack([x, y, np.ones_like(x)], 1) @ inv.T
+        return np.concatenate([pts, score[:, None]], 1).astype(np.float32)
+
+    def plain(self, image_bgr: np.ndarray, box_xyxy: np.ndarray) -> np.ndarray:
+        """Keypoints (17, 3) in image pixels from the plain crop only."""
+        crop, inv = self._crop(image_bgr, box_xyxy)
+        yxs = self._run(crop)
+        return self._to_image(yxs[:, 1] * self.side, yxs[:, 0] * self.side, yxs[:, 2], inv)
+
+    def __call__(self, image_bgr: np.ndarray, box_xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Keypoints (17, 3) in image pixels from the plain and the mirrored crop."""
+        crop, inv = self._crop(image_bgr, box_xyxy)
+        side = self.side
+        plain = self._run(crop)
+        mirrored = self._run(np.ascontiguousarray(crop[:, ::-1]))[self.perm]  # its "left" joints are our right ones
+        return (
+            self._to_image(plain[:, 1] * side, plain[:, 0] * side, plain[:, 2], inv),
+            self._to_image(side - mirrored[:, 1] * side, mirrored[:, 0] * side, mirrored[:, 2], inv),  # undo the mirror
+        )
 
 
 def agree(a: np.ndarray, b: np.ndarray, box_xyxy: np.ndarray, cfg: LabelConfig) -> np.ndarray:

@@ -20,8 +20,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from posecore.skeleton import COCO_SIGMAS
+from posecore.oks import oks
 from trainer.data import PersonRecord, load_coco
+from trainer.evaluate import instance_score
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "realpose-lab"
@@ -32,31 +33,13 @@ Predict = Callable[[list[PersonRecord]], np.ndarray]
 
 
 def movenet_predictor(path: Path, threads: int = 1) -> Predict:
-    """MoveNet single-pose ONNX (int32 RGB square input, (y, x, score) output in [0, 1])."""
-    import onnxruntime as ort
+    """MoveNet single-pose ONNX on the labeller's square crop (``trainer.label.Teacher``), plain view only."""
+    from trainer.label import Teacher
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    name, side = sess.get_inputs()[0].name, int(sess.get_inputs()[0].shape[1])
-
-    def predict(records: list[PersonRecord]) -> np.ndarray:
-        out = []
-        for r in records:
-            img = cv2.imread(r.image_path)
-            x1, y1, x2, y2 = r.box_xyxy
-            size = 1.25 * max(x2 - x1, y2 - y1)
-            s = side / size
-            m = np.array([[s, 0, side / 2 - s * (x1 + x2) / 2], [0, s, side / 2 - s * (y1 + y2) / 2]], np.float32)
-            crop = cv2.warpAffine(img, m, (side, side), flags=cv2.INTER_LINEAR)
-            yxs = sess.run(None, {name: crop[None, :, :, ::-1].astype(np.int32)})[0][0, 0]
-            px, py = yxs[:, 1] * side, yxs[:, 0] * side
-            inv = cv2.invertAffineTransform(m)
-            xy = np.stack([px, py, np.ones_like(px)], 1) @ inv.T
-            out.append(np.concatenate([xy, yxs[:, 2:3]], 1))
-        return np.asarray(out, np.float32)
-
-    return predict
+    teacher = Teacher(path, threads)
+    return lambda records: np.asarray(
+        [teacher.plain(cv2.imread(r.image_path), np.asarray(r.box_xyxy)) for r in records], np.float32
+    )
 
 
 def student_predictor(path: Path) -> Predict:
@@ -111,13 +94,11 @@ def bootstrap_ap(gt: dict, dets: list[dict], n: int = 100, seed: int = 0) -> tup
 def oks_per_person(records: list[PersonRecord], kps: np.ndarray) -> np.ndarray:
     """OKS of each prediction against its own record (area from the box, as COCO does for boxes)."""
     out = []
-    var = (2 * np.asarray(COCO_SIGMAS)) ** 2
     for r, k in zip(records, kps, strict=True):
         vis = r.keypoints[:, 2] > 0
         x1, y1, x2, y2 = r.box_xyxy
         area = max((x2 - x1) * (y2 - y1), 1.0)
-        d2 = ((k[:, :2] - r.keypoints[:, :2]) ** 2).sum(1)
-        out.append(float(np.exp(-d2 / (2 * var * area))[vis].mean()) if vis.any() else np.nan)
+        out.append(float(oks(r.keypoints, k[None], area, visible=vis)[0]) if vis.any() else np.nan)
     return np.asarray(out)
 
 
@@ -132,19 +113,13 @@ def pck(records: list[PersonRecord], kps: np.ndarray, thr: float = 0.1) -> float
     return hits / max(total, 1)
 
 
-def score(kps: np.ndarray, thr: float = 0.2) -> np.ndarray:
-    s = kps[..., 2]
-    above = s > thr
-    return np.where(above.any(1), (s * above).sum(1) / np.maximum(above.sum(1), 1), 0.0)
-
-
 def evaluate_gt_boxes(name: str, predict: Predict, ann_file: Path, image_root: Path) -> dict:
     gt = json.loads(ann_file.read_text())
     records = load_coco(ann_file, image_root)
     kps = predict(records)
     dets = [
         {"image_id": r.image_id, "category_id": 1, "keypoints": k.reshape(-1).tolist(), "score": float(s)}
-        for r, k, s in zip(records, kps, score(kps), strict=True)
+        for r, k, s in zip(records, kps, instance_score(kps), strict=True)
     ]
     track = {a["id"]: a.get("track_id", -1) for a in gt["annotations"]}
     per_person = {}

@@ -15,6 +15,8 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 NANODET_MEAN = (103.53, 116.28, 123.675)  # BGR order, 0-255
@@ -44,7 +46,6 @@ class OnnxConvNet(nn.Module):
     outputs as a list."""
 
     def __init__(self, model) -> None:  # noqa: ANN001 - onnx.ModelProto
-        import torch
         from onnx import helper, numpy_helper
 
         super().__init__()
@@ -80,10 +81,7 @@ class OnnxConvNet(nn.Module):
             inputs = [i for i in n.input if i and i not in init]
             self.nodes.append((n.op_type, inputs, n.output[0], {**attrs, "key": key}))
 
-    def forward(self, x):  # noqa: ANN001, ANN201 - tensor in, list of tensors out
-        import torch
-        import torch.nn.functional as F
-
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         env = {self.input: x}
         for op, inputs, out, a in self.nodes:
             xs = [env[i] for i in inputs]

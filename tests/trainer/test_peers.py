@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from trainer.data import load_coco
-from trainer.peers import bootstrap_ap, evaluate_gt_boxes, oks_per_person, pck, score
+from trainer.evaluate import instance_score
+from trainer.peers import bootstrap_ap, evaluate_gt_boxes, oks_per_person, pck
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +54,6 @@ def test_bootstrap_interval_widens_with_disagreement(val):
     half = rng.random(len(recs)) < 0.5  # half the people badly off: AP varies with the resample
     kps[half, :, :2] += 40
     dets = [{"image_id": r.image_id, "category_id": 1, "keypoints": k.reshape(-1).tolist(), "score": float(s)}
-            for r, k, s in zip(recs, kps, score(kps), strict=True)]  # fmt: skip
+            for r, k, s in zip(recs, kps, instance_score(kps), strict=True)]  # fmt: skip
     lo, hi = bootstrap_ap(gt, dets, n=30)
     assert 0.0 < lo < hi < 1.0
