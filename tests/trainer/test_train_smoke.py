@@ -90,3 +90,27 @@ def test_ddp_two_processes_gloo(tmp_path, data_root):
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     assert (tmp_path / "ddp" / "final.pt").exists()
+
+
+def test_quantize_keeps_the_spec_and_the_outputs(smoke_run, tmp_path, capsys, data_root):
+    """`trainer quantize`: an int8 (QDQ) graph with the same spec, close to the float model on real crops."""
+    import onnx
+
+    from trainer.quantize import quantize_student
+
+    fp32, int8 = tmp_path / "s.onnx", tmp_path / "s-int8.onnx"
+    assert main(["export", "--checkpoint", str(smoke_run / "final.pt"), "--out", str(fp32)]) == 0
+    capsys.readouterr()
+    n = quantize_student(fp32, int8, data_root / "annotations" / "person_keypoints_train.json", data_root / "images", 100)
+    assert n == 12  # every 100th of the 1170 train persons
+    ops = {node.op_type for node in onnx.load(str(int8)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    a = ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"])
+    b = ort.InferenceSession(str(int8), providers=["CPUExecutionProvider"])
+    spec_a = ModelSpec.from_metadata(a.get_modelmeta().custom_metadata_map)
+    spec_b = ModelSpec.from_metadata(b.get_modelmeta().custom_metadata_map)
+    assert spec_b.input_wh == spec_a.input_wh and spec_b.version == spec_a.version
+    assert spec_b.extra["precision"].startswith("int8") and "precision" not in spec_a.extra
+    x = np.random.default_rng(0).standard_normal((2, 3, 64, 48)).astype(np.float32)
+    ref, got = a.run(None, {"input": x})[0], b.run(None, {"input": x})[0]
+    assert np.abs(ref - got).max() < 0.1 * np.abs(ref).max() + 1e-3
