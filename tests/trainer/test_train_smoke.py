@@ -111,6 +111,16 @@ def test_quantize_keeps_the_spec_and_the_outputs(smoke_run, tmp_path, capsys, da
     spec_b = ModelSpec.from_metadata(b.get_modelmeta().custom_metadata_map)
     assert spec_b.input_wh == spec_a.input_wh and spec_b.version == spec_a.version
     assert spec_b.extra["precision"].startswith("int8") and "precision" not in spec_a.extra
-    x = np.random.default_rng(0).standard_normal((2, 3, 64, 48)).astype(np.float32)
+    # real val crops (the calibration saw train crops)
+    import cv2
+
+    from posecore.topdown import normalize_crops, prepare_crops
+    from trainer.data import load_coco
+
+    recs = load_coco(data_root / "annotations" / "person_keypoints_val.json", data_root / "images")[::20]
+    x = np.concatenate([normalize_crops(prepare_crops(cv2.imread(r.image_path), np.asarray([r.box_xyxy]), spec_a)[0],
+                                        spec_a) for r in recs])  # fmt: skip
     ref, got = a.run(None, {"input": x})[0], b.run(None, {"input": x})[0]
-    assert np.abs(ref - got).max() < 0.1 * np.abs(ref).max() + 1e-3
+    # a 2-epoch model's heatmaps are nearly flat, so compare the whole maps, not single extremes
+    assert np.corrcoef(ref.ravel(), got.ravel())[0, 1] > 0.9
+    assert np.abs(ref - got).mean() < 0.1 * (ref.max() - ref.min())
