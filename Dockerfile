@@ -18,8 +18,10 @@ COPY service service
 COPY clients clients
 COPY trainer trainer
 COPY bench bench
+# CPU: every wheel for this interpreter; GPU: only okpose's own (pure Python) wheel, its dependencies
+# resolve in the GPU stage for that image's interpreter
 RUN pip wheel --no-cache-dir --wheel-dir /wheels/cpu ".[serve]" \
- && pip wheel --no-cache-dir --wheel-dir /wheels/gpu ".[gpu]"
+ && pip wheel --no-cache-dir --no-deps --wheel-dir /wheels/okpose .
 
 # ---------------------------------------------------------------- detector export (optional, needs network)
 FROM ${PYTHON_IMAGE} AS detector
@@ -48,7 +50,7 @@ ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 OMP_NUM_THREADS=1 \
     POSE_POSE_MODEL=/models/okdhp-nanodet-w64-int8.onnx POSE_DETECTOR_MODEL=/models/nanodet-coco-int8.onnx
 RUN useradd --create-home --uid 10001 okpose
 COPY --from=wheels /wheels/cpu /wheels
-RUN pip install --no-cache-dir --no-index --find-links /wheels "okpose[serve]==0.1.0" && rm -rf /wheels
+RUN pip install --no-cache-dir --no-index --find-links /wheels "$(echo /wheels/okpose-*.whl)[serve]" && rm -rf /wheels
 COPY --chown=okpose:okpose models/ /models/
 COPY --from=detector --chown=okpose:okpose /models/ /models/
 USER 10001:10001
@@ -70,10 +72,9 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && python3 -m venv /opt/venv \
  && useradd --create-home --uid 10001 okpose
-COPY --from=wheels /wheels/gpu /wheels
-# the wheels were built for the python image's interpreter; pure-python ones are reused and the rest
-# (numpy, onnxruntime-gpu, opencv) resolve for this interpreter from PyPI
-RUN pip install --no-cache-dir --find-links /wheels "okpose[gpu]==0.1.0" && rm -rf /wheels
+COPY --from=wheels /wheels/okpose /wheels
+# dependencies (numpy, opencv, onnxruntime-gpu pinned to the CUDA 12 builds) resolve for this interpreter
+RUN pip install --no-cache-dir "$(echo /wheels/okpose-*.whl)[gpu]" && rm -rf /wheels
 COPY --chown=okpose:okpose models/ /models/
 COPY --from=detector --chown=okpose:okpose /models/ /models/
 USER 10001:10001

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -11,11 +10,11 @@ import cv2
 import numpy as np
 
 from bench.frames import Frame
-from posecore.types import Detections
-from service.detector import YoloOnnxDetector, build_detector, nms_xyxy
-from service.pipeline import Options, Pipeline, StreamState
-from service.pose import PoseEstimator
-from service.schemas import persons_json
+from posecore.topdown import TopDown
+from posecore.types import Detections, Poses
+from service.detector import YoloOnnxDetector, nms_xyxy
+from service.engine import Engine
+from service.schemas import STAGES, FrameAnswer
 from service.settings import Settings
 
 
@@ -32,6 +31,7 @@ class ProxyDetector:
 
     def __init__(self, yolo: YoloOnnxDetector):
         self.yolo, self.name, self.boxes = yolo, f"{yolo.name} (timing) + GT boxes", np.zeros((0, 4), np.float32)
+        self.providers = yolo.providers
 
     def __call__(self, image: np.ndarray) -> Detections:
         out, r = self.yolo.infer(image)
@@ -39,53 +39,60 @@ class ProxyDetector:
         return Detections(self.boxes, np.ones(len(self.boxes), np.float32))
 
 
-def run_pipeline(pipe: Pipeline, frames: list[Frame], interval: int, set_boxes: Callable[[Frame], None] | None):
-    """Per-frame stage timings over the clips (one stream state per clip), plus the poses."""
+def answer_poses(answer: FrameAnswer) -> Poses:
+    """The wire answer back as arrays (for accuracy and tracking analyses)."""
+    if not answer.persons:
+        return Poses.empty(17)
+    return Poses(np.array([p.keypoints for p in answer.persons], np.float32),
+                 np.array([p.box for p in answer.persons], np.float32),
+                 np.array([p.score for p in answer.persons], np.float32))  # fmt: skip
+
+
+def run_pipeline(engine: Engine, frames: list[Frame], interval: int, set_boxes: Callable[[Frame], None] | None):
+    """The server's frame path (``Engine.process``: JPEG bytes -> answer) over the clips, one stream
+    per clip: per-frame stage timings (+ the JSON serialisation the routes add), and the poses."""
     rows, poses = [], []
     state, clip = None, None
+    opts = engine.defaults.model_copy(update={"detect_interval": interval})
     for f in frames:
         if f.clip != clip:
-            state, clip = StreamState(tracker=pipe.new_stream().tracker), f.clip
+            state, clip = engine.new_stream(), f.clip
         if set_boxes:
             set_boxes(f)
-        t0 = time.perf_counter()
-        img = cv2.imdecode(np.frombuffer(f.jpeg, np.uint8), cv2.IMREAD_COLOR)
-        decode = (time.perf_counter() - t0) * 1e3
-        opts = Options(detect_interval=interval)
-        res = pipe.process(img, opts, state, None, decode)
+        answer = engine.process(f.jpeg, opts, state)
         t1 = time.perf_counter()
-        json.dumps({"persons": persons_json(res)})
-        res.timings_ms["serialize"] = (time.perf_counter() - t1) * 1e3
-        res.timings_ms["total"] += res.timings_ms["serialize"]
-        rows.append({**res.timings_ms, "persons": len(res.poses)})
-        poses.append(res.poses)
+        answer.model_dump_json()
+        rows.append({**answer.timings_ms.model_dump(), "serialize": (time.perf_counter() - t1) * 1e3,
+                     "persons": len(answer.persons)})  # fmt: skip
+        poses.append(answer_poses(answer))
     return rows, poses
 
 
 def stage_table(rows: list[dict]) -> dict[str, dict[str, float]]:
-    stages = ("decode", "detect", "crop", "pose", "decode_heatmaps", "track", "serialize", "total")
+    stages = (*STAGES, "serialize")
     out = {s: {"p50": pct([r[s] for r in rows], 50), "p95": pct([r[s] for r in rows], 95)} for s in stages}
     out["persons"] = {"p50": pct([r["persons"] for r in rows], 50), "max": float(max(r["persons"] for r in rows))}
     return out
 
 
-def per_person_vs_batched(pose: PoseEstimator, frames: list[Frame], repeats: int = 3) -> dict[str, float]:
+def per_person_vs_batched(pose: TopDown, frames: list[Frame], repeats: int = 3) -> dict[str, float]:
     """Pose stage (crop + inference + decode) with one call per frame vs one call per person (rtmlib style)."""
-    batched, single = [], []
+    batched, single, diff = [], [], 0.0
     for _ in range(repeats):
         for f in frames:
             if len(f.gt_boxes) == 0:
                 continue
             t0 = time.perf_counter()
-            pose(f.image, f.gt_boxes)
+            together = pose(f.image, f.gt_boxes)
             t1 = time.perf_counter()
-            for b in f.gt_boxes:
-                pose(f.image, b[None])
+            alone = [pose(f.image, b[None]) for b in f.gt_boxes]
             t2 = time.perf_counter()
             batched.append((t1 - t0) * 1e3)
             single.append((t2 - t1) * 1e3)
+            diff = max(diff, float(np.abs(together[..., :2] - np.concatenate(alone)[..., :2]).max()))
+    # the batched call must give the per-person answers (same crops, same network)
     return {"batched_ms_p50": pct(batched, 50), "per_person_ms_p50": pct(single, 50),
-            "speedup": pct(single, 50) / pct(batched, 50)}  # fmt: skip
+            "speedup": pct(single, 50) / pct(batched, 50), "max_keypoint_diff_px": diff}  # fmt: skip
 
 
 class YoloPose:
@@ -151,14 +158,13 @@ def interval_accuracy(every: list, skipped: list) -> float:
 
 
 def build(settings: Settings, yolo_detect: Path | None):
-    """The pose model, the shipped default pipeline (NanoDet) and the YOLO-timing proxy pipeline."""
-    pose = PoseEstimator(settings.pose_model, "auto", settings.threads)
-    default = Pipeline(settings, build_detector(settings), pose)
+    """The pose model, the shipped default engine (NanoDet) and the YOLO-timing proxy engine."""
+    default = Engine.load(settings)
     fast = None
     if yolo_detect is not None:
         proxy = ProxyDetector(YoloOnnxDetector(yolo_detect, 320, 0.35, "auto", settings.threads))
-        fast = (Pipeline(settings, proxy, pose), proxy)
-    return pose, default, fast
+        fast = (Engine.load(settings, detector=proxy, pose=default.pose), proxy)
+    return default.pose, default, fast
 
 
 def tracker_cost(people: int = 10, frames: int = 300) -> dict[str, float]:
@@ -189,7 +195,7 @@ def tracker_cost(people: int = 10, frames: int = 300) -> dict[str, float]:
     return out
 
 
-def decode_cost(pose: PoseEstimator, persons: int = 3, runs: int = 200) -> float:
+def decode_cost(pose: TopDown, persons: int = 3, runs: int = 200) -> float:
     """Heatmap decode (DARK) + inverse affine for ``persons`` crops, ms p50."""
     from posecore.topdown import heatmaps_to_image
 

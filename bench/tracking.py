@@ -125,24 +125,24 @@ def run_tracker(
 
 
 def service_inputs(video: str, root: Path = DATA) -> Iterator[Poses]:
-    """The service pipeline's per-frame poses (detector every frame, no tracking) on the real clip."""
+    """The service's per-frame poses (``Engine.process`` on each frame as a JPEG, stateless: detector
+    every frame, no tracking; every keypoint kept) on the real clip."""
     import cv2
 
-    from service.detector import build_detector
-    from service.pipeline import Pipeline
-    from service.pose import PoseEstimator
+    from bench.inprocess import answer_poses
+    from service.engine import Engine
     from service.settings import Settings
 
-    s = Settings(threads=2)
-    pipe = Pipeline(s, build_detector(s), PoseEstimator(s.pose_model, s.providers, s.threads))
-    opts = pipe.default_options()
+    engine = Engine.load(Settings(threads=2))
+    opts = engine.defaults.model_copy(update={"keypoint_threshold": 0.0})
     cap = cv2.VideoCapture(str(root / "videos" / f"{video}.mp4"))
     while True:
         ok, img = cap.read()
         if not ok:
             break
-        yield pipe.process(img, opts).poses
+        yield answer_poses(engine.process(cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes(), opts))
     cap.release()
+    engine.close()
 
 
 SETTINGS = {

@@ -21,6 +21,12 @@ class PoseServiceError(RuntimeError):
         super().__init__(message)
         self.status, self.frame = status, frame
 
+    @property
+    def retryable(self) -> bool:
+        """Worth retrying: connection-level trouble, 429 (busy) and 5xx; never other 4xx (a wrong key,
+        origin or URL does not fix itself)."""
+        return self.status is None or self.status == 429 or self.status >= 500
+
 
 @dataclass(frozen=True)
 class Person:
@@ -164,8 +170,16 @@ class Stream:
     async def __aenter__(self) -> Stream:
         import websockets
 
-        self.ws = await websockets.connect(self.url, additional_headers=_headers(self.api_key), max_size=2**24,
-                                           compression=None)  # fmt: skip
+        try:
+            self.ws = await websockets.connect(self.url, additional_headers=_headers(self.api_key), max_size=None,
+                                               compression=None)  # fmt: skip
+        except websockets.exceptions.InvalidStatus as e:  # refused at the handshake (401, 403, 429, 503)
+            status = e.response.status_code
+            try:
+                detail = json.loads(e.response.body or b"{}").get("detail", "")
+            except ValueError:
+                detail = ""
+            raise PoseServiceError(f"stream refused: HTTP {status} {detail}".strip(), status=status) from e
         self.hello = json.loads(await self.ws.recv())
         if self.hello.get("type") == "error":
             raise PoseServiceError(self.hello.get("error", "refused"))

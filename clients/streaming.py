@@ -4,7 +4,9 @@ Two pacing modes:
 - ``lockstep``: send a frame, wait for its answer (no frame is ever dropped; as fast as the server answers);
 - ``live``: send frames at the source rate without waiting; the server keeps only the newest frame
   (latest-frame-wins) and lists skipped ids in ``dropped``, which the client counts and shows.
-Reconnects with exponential backoff when the connection drops (e.g. a server restart).
+Reconnects with exponential backoff when the connection drops (e.g. a server restart), when the server
+is busy (429) or failing (5xx); a refusal that retrying cannot fix (401 wrong key, 403 origin, 404 wrong
+URL) raises ``PoseServiceError`` at once.
 """
 
 from __future__ import annotations
@@ -127,7 +129,11 @@ async def run(
                     done = await _lockstep(s, it, sink, stats, jpeg_quality, on_result)
                 else:
                     done = await _live(s, it, sink, stats, fps, jpeg_quality, on_result)
-        except (OSError, PoseServiceError, asyncio.TimeoutError) as e:
+        except PoseServiceError as e:
+            if not e.retryable:
+                raise  # 401 / 403 / 404: fail fast with the server's reason
+            handle_disconnect(e, reconnect, stats)
+        except (OSError, asyncio.TimeoutError) as e:
             handle_disconnect(e, reconnect, stats)
         except Exception as e:  # noqa: BLE001 - websockets' ConnectionClosed and friends
             if type(e).__module__.startswith("websockets"):

@@ -11,9 +11,11 @@ import argparse
 import asyncio
 import logging
 import os
+import sys
 
 import cv2
 
+from clients.api import PoseServiceError
 from clients.streaming import Sink, frames, open_source, run
 
 
@@ -40,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         stats = asyncio.run(run(a.url, frames(cap, a.max_width, a.frames), sink, "live" if a.realtime else "lockstep",
                                 fps, a.api_key, config=config, on_result=lambda r: bar.update(1)))  # fmt: skip
+    except PoseServiceError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     finally:
         bar.close()
         sink.close()

@@ -11,7 +11,9 @@ import argparse
 import asyncio
 import logging
 import os
+import sys
 
+from clients.api import PoseServiceError
 from clients.streaming import Sink, frames, open_source, run
 
 
@@ -40,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
                                 reconnect=not a.no_reconnect))  # fmt: skip
     except KeyboardInterrupt:
         return 130
+    except PoseServiceError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     finally:
         sink.close()
         cap.release()

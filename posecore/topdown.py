@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
 from posecore.geometry import apply_affine, box_to_center_size, crop_batch, invert_affine
-from posecore.heatmaps import decode, heatmap_to_input
+from posecore.heatmaps import decode, heatmap_to_input, merge_flip
+from posecore.skeleton import flip_index
 from posecore.spec import ModelSpec
 
 F32 = npt.NDArray[np.float32]
@@ -45,3 +49,71 @@ def prepare_crops(
     w, h = spec.input_wh
     centers, sizes = box_to_center_size(boxes_xyxy, aspect_wh=w / h, padding=spec.padding)
     return crop_batch(image_bgr, centers, sizes, spec.input_wh)
+
+
+def person_score(keypoints: npt.ArrayLike, threshold: float) -> F32:
+    """A pose's quality (N, K, 3) -> (N,): mean confidence of the keypoints above ``threshold`` times
+    the fraction of keypoints above it (a confident but mostly hidden person ranks lower). The one
+    definition used by the service, evaluation (COCO ranking) and the labelling tools."""
+    s = np.asarray(keypoints, dtype=np.float32)[..., 2]
+    above = s > threshold
+    n = above.sum(axis=1)
+    mean = np.where(n > 0, (s * above).sum(axis=1) / np.maximum(n, 1), 0.0)
+    return np.asarray(mean * n / max(s.shape[1], 1), dtype=np.float32)
+
+
+Predict = Callable[[F32], F32]
+
+
+class TopDown:
+    """preprocess -> inference -> postprocess for a heatmap model, one batched call per frame.
+
+    ``predict`` maps the network input (N, 3, H, W) to heatmaps (N, K, h, w) (an ONNX session via
+    ``from_session``, or a torch model in evaluation); with ``flip_test`` the mirrored batch runs in
+    the same call and the two heatmaps are merged.
+    """
+
+    def __init__(self, predict: Predict, spec: ModelSpec, flip_test: bool = False):
+        self.predict, self.spec, self.flip_test = predict, spec, flip_test
+        self.providers: list[str] = []  # where inference runs (ONNX Runtime providers)
+        self.flip_perm = flip_index(spec.num_keypoints, spec.flip_pairs)
+
+    @classmethod
+    def from_session(cls, session: Any, spec: ModelSpec, flip_test: bool = False) -> TopDown:
+        name = session.get_inputs()[0].name
+
+        def predict(x: F32) -> F32:
+            return np.asarray(session.run(None, {name: x})[0], dtype=np.float32)
+
+        runner = cls(predict, spec, flip_test)
+        runner.providers = list(session.get_providers())
+        return runner
+
+    def preprocess(
+        self, image_bgr: npt.NDArray[np.uint8], boxes_xyxy: npt.ArrayLike
+    ) -> tuple[F32, npt.NDArray[np.float64]]:
+        """Person boxes (N, 4) -> network input (N, 3, H, W) and image->crop matrices (N, 2, 3)."""
+        crops, mats = prepare_crops(image_bgr, boxes_xyxy, self.spec)
+        return normalize_crops(crops, self.spec), mats
+
+    def infer(self, x: F32) -> F32:
+        if not self.flip_test:
+            return self.predict(x)
+        n = len(x)
+        hm = self.predict(np.concatenate([x, np.ascontiguousarray(x[..., ::-1])]))
+        return merge_flip(hm[:n], hm[n:], self.flip_perm)
+
+    def postprocess(self, heatmaps: F32, image_to_crop: npt.NDArray[np.float64]) -> F32:
+        """Keypoints (N, K, 3) in image pixels; a non-finite keypoint (degenerate crop) gets score 0 at (0, 0)."""
+        kps = heatmaps_to_image(heatmaps, image_to_crop, self.spec)
+        bad = ~np.isfinite(kps).all(axis=2)
+        if bad.any():
+            kps[bad] = 0.0
+        return kps
+
+    def __call__(self, image_bgr: npt.NDArray[np.uint8], boxes_xyxy: npt.ArrayLike) -> F32:
+        boxes = np.asarray(boxes_xyxy, dtype=np.float32).reshape(-1, 4)
+        if len(boxes) == 0:
+            return np.zeros((0, self.spec.num_keypoints, 3), np.float32)
+        x, mats = self.preprocess(image_bgr, boxes)
+        return self.postprocess(self.infer(x), mats)

@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from service.runtime import ModelLoadError
+from posecore.runtime import ModelLoadError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -14,10 +14,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host")
     p.add_argument("--port", type=int)
     p.add_argument("--pose-model", help="student ONNX (default: the embedded model)")
-    p.add_argument("--detector-model", help="YOLO ONNX (or .pt with the detect extra)")
+    p.add_argument("--detector-model", help="detector ONNX (NanoDet spec or YOLO export) or .pt (detect extra)")
     args = p.parse_args(argv)
 
-    import uvicorn
     from pydantic import ValidationError
 
     from service.app import create_app
@@ -37,13 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     except ModelLoadError as e:
         logging.getLogger("service").error("startup failed: %s", e)
         return 1
-    from service.server import GracefulServer
+    from service.server import GracefulServer, uvicorn_config
 
-    config = uvicorn.Config(
-        create_app(settings, engine), host=settings.host, port=settings.port, log_level=settings.log_level,
-        ws_per_message_deflate=False, timeout_graceful_shutdown=10, ws_ping_interval=10, ws_ping_timeout=10,
-    )  # fmt: skip
-    GracefulServer(config, engine).run()
+    GracefulServer(uvicorn_config(create_app(settings, engine), settings), engine, settings.shutdown_grace_s).run()
     return 0
 
 

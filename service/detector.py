@@ -5,18 +5,19 @@ a user's YOLO ONNX export, Ultralytics in-process (optional) and OpenCV's HOG pe
 from __future__ import annotations
 
 import logging
+import threading
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Literal, Protocol
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
+from posecore.runtime import ModelLoadError, open_session
 from posecore.types import Detections
 from service.nanodet import NanoDetDetector, has_detector_spec, nms_xyxy
-from service.runtime import ModelLoadError, open_session
-from service.settings import Settings
 
 log = logging.getLogger("service.detector")
 Image = npt.NDArray[np.uint8]
@@ -24,8 +25,31 @@ Image = npt.NDArray[np.uint8]
 
 class Detector(Protocol):
     name: str
+    providers: list[str]  # where it runs (ONNX Runtime providers; "cpu"/"cuda" for Ultralytics)
 
     def __call__(self, image_bgr: Image) -> Detections: ...
+
+
+DetectorKind = Literal["auto", "nanodet", "yolo-onnx", "ultralytics", "hog"]
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """What the detector needs from the settings (``POSE_DETECTOR*``, providers, threads)."""
+
+    kind: DetectorKind = "auto"
+    model: str = ""
+    input_size: int | None = None
+    score: float = 0.3
+    nms_iou: float = 0.6
+    hog_max_side: int = 480
+    providers: str = "auto"
+    threads: int = 0
+
+    @classmethod
+    def from_settings(cls, s: Any) -> DetectorConfig:
+        return cls(s.detector, s.detector_model, s.detector_input, s.detector_score, s.detector_nms_iou,
+                   s.hog_max_side, s.providers, s.threads)  # fmt: skip
 
 
 class YoloOnnxDetector:
@@ -46,6 +70,7 @@ class YoloOnnxDetector:
         self.size = shape[2] if isinstance(shape[2], int) else input_size
         self.input_name, self.score, self.iou = inp.name, score, 0.5
         self.name = f"yolo-onnx:{Path(path).name}@{self.size}"
+        self.providers: list[str] = list(self.session.get_providers())
 
     def infer(self, image_bgr: Image) -> tuple[npt.NDArray[np.float32], float]:
         """Letterbox + ONNX Runtime: raw output (4 + C, anchors) and the resize ratio."""
@@ -82,16 +107,36 @@ class YoloOnnxDetector:
 
 
 class UltralyticsDetector:
-    """Ultralytics in-process (``detect`` extra). Never downloads: the weights path must exist."""
+    """Ultralytics in-process (``detect`` extra). Never downloads: the weights path must exist.
 
-    def __init__(self, weights: str, score: float):
+    An Ultralytics model is not safe to share between threads (its predictor keeps per-call state), so
+    each worker thread gets its own, loaded on its first frame.
+    """
+
+    def __init__(self, weights: str, score: float, load: Any = None):
         if not Path(weights).is_file():
             raise ModelLoadError(f"Ultralytics weights not found: {weights}")
-        from ultralytics import YOLO
+        if load is None:
+            from ultralytics import YOLO
 
-        self.model = YOLO(weights)
-        self.score = score
+            load = YOLO
+        self.load, self.weights, self.score = load, weights, score
+        self._local = threading.local()
+        self.models: list[Any] = []  # every thread's model (for inspection and device reporting)
+        self._lock = threading.Lock()
+        first = self.model  # load once now: a broken file fails at startup, not on the first frame
         self.name = f"ultralytics:{Path(weights).name}"
+        self.providers = [str(getattr(first, "device", "cpu"))]
+
+    @property
+    def model(self) -> Any:
+        """This thread's model."""
+        m = getattr(self._local, "model", None)
+        if m is None:
+            m = self._local.model = self.load(self.weights)
+            with self._lock:
+                self.models.append(m)
+        return m
 
     def __call__(self, image_bgr: Image) -> Detections:
         res = self.model.predict(image_bgr, classes=[0], conf=self.score, verbose=False)[0]
@@ -107,6 +152,7 @@ class HogDetector:
     """
 
     name = "hog (offline fallback)"
+    providers = ["opencv-cpu"]
 
     def __init__(self, score: float = 0.3, max_side: int = 480, shrink: tuple[float, float] = (0.75, 0.9)):
         self.hog = cv2.HOGDescriptor()
@@ -134,10 +180,10 @@ class HogDetector:
         return Detections(boxes[keep].clip(0, [w, h, w, h]), scores[keep])
 
 
-def build_detector(s: Settings) -> Detector:
+def build_detector(s: DetectorConfig) -> Detector:
     """The configured backend. ``auto`` asks the file what it is: an ONNX with a NanoDet spec ->
     NanoDet, any other ONNX -> YOLO export, ``.pt`` -> Ultralytics; HOG only if the file is missing."""
-    path, kind = s.detector_model, s.detector
+    path, kind = s.model, s.kind
     session = None
     if kind == "auto" and Path(path).is_file() and path.endswith(".onnx"):
         session = open_session(path, s.providers, s.threads)
@@ -145,16 +191,14 @@ def build_detector(s: Settings) -> Detector:
     elif kind == "auto" and path.endswith(".pt"):
         kind = "ultralytics"
     if kind == "nanodet":
-        return NanoDetDetector(
-            path, s.detector_score, s.detector_nms_iou, s.detector_input, s.providers, s.threads, session=session
-        )
+        return NanoDetDetector(path, s.score, s.nms_iou, s.input_size, s.providers, s.threads, session=session)
     if kind == "yolo-onnx":
-        return YoloOnnxDetector(path, s.detector_input or 320, s.detector_score, s.providers, s.threads, session)
+        return YoloOnnxDetector(path, s.input_size or 320, s.score, s.providers, s.threads, session)
     if kind == "ultralytics":
         try:
-            return UltralyticsDetector(path, s.detector_score)
+            return UltralyticsDetector(path, s.score)
         except (ImportError, ModelLoadError) as e:
-            if s.detector == "ultralytics":
+            if s.kind == "ultralytics":
                 raise ModelLoadError(f"Ultralytics detector unavailable: {e}") from e
             log.error("Ultralytics detector unavailable (%s): falling back to HOG, which misses most people", e)
     elif kind == "auto":
@@ -163,4 +207,4 @@ def build_detector(s: Settings) -> Detector:
             "and small people (restore models/nanodet-coco-int8.onnx or set POSE_DETECTOR_MODEL)",
             path,
         )
-    return HogDetector(score=min(s.detector_score, 0.5), max_side=s.hog_max_side)
+    return HogDetector(score=min(s.score, 0.5), max_side=s.hog_max_side)

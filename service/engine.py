@@ -1,4 +1,11 @@
-"""Everything loaded once at startup (models, pipeline, pools, limits), held by the app."""
+"""The engine: models, pools and limits loaded once, and the one frame path both routes await.
+
+``Engine.run`` (async) hands a frame's bytes to a worker thread, where ``Engine.process`` walks
+bytes -> image -> person boxes -> batched pose -> scores -> track -> ``FrameAnswer`` in one
+direction, timing every stage itself (the only writer of the timings); ``run`` then does all the
+metrics bookkeeping. Detector and pose runner are constructor arguments (tests and the benchmark
+inject their own instead of patching).
+"""
 
 from __future__ import annotations
 
@@ -6,80 +13,243 @@ import asyncio
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from service.detector import build_detector
+from posecore.geometry import clip_boxes
+from posecore.runtime import GPU_PROVIDERS, ModelLoadError
+from posecore.topdown import TopDown, person_score
+from posecore.types import Detections, Poses
+from service.detector import Detector, DetectorConfig, build_detector
+from service.imageio import ImageError, decode_image
 from service.metrics import Metrics
-from service.pipeline import Options, Pipeline, StreamState
-from service.pose import PoseEstimator
-from service.schemas import ModelInfo, model_info, persons_json
+from service.motion import follow_box
+from service.options import Options
+from service.pose import load_pose_model
+from service.schemas import FrameAnswer, ModelInfo, Person, Timings
 from service.security import StreamLimiter
 from service.settings import Settings
+from service.tracker import PoseFlowTracker, Track, TrackerConfig
 
 log = logging.getLogger("service")
+Source = Literal["rest", "stream"]
+
+
+class BoxError(ValueError):
+    """Client boxes that cannot be used (none of the box inside the image); REST answers 422."""
 
 
 @dataclass
+class StreamState:
+    """Per-connection state: its own tracker (own ID counter) and detector-skip bookkeeping."""
+
+    tracker: PoseFlowTracker
+    frame: int = 0  # frames processed so far
+    last_detect: int = -1_000_000  # frame index of the last detector run
+
+    def tracks_to_follow(self, detect_interval: int) -> list[Track]:
+        """On a skip frame (detector ran fewer than ``detect_interval`` frames ago), the tracks seen
+        since that run; an empty list means: run the detector on this frame."""
+        if self.frame - self.last_detect >= detect_interval:
+            return []
+        return self.tracker.seen_since(self.last_detect)
+
+
+class Stopwatch:
+    """Stage timings of one frame, from its arrival at the engine (``arrived``, perf_counter seconds)."""
+
+    def __init__(self, arrived: float):
+        self.arrived = self.last = arrived
+        self.ms: dict[str, float] = {}
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.ms[stage] = (now - self.last) * 1e3
+        self.last = now
+
+    def timings(self) -> Timings:
+        return Timings(**self.ms, total=(self.last - self.arrived) * 1e3)
+
+
+def client_boxes(boxes: npt.NDArray[np.float32], wh: tuple[int, int]) -> npt.NDArray[np.float32]:
+    """Client boxes clipped to the image; a box with no area inside it is refused (``BoxError``)."""
+    clipped = clip_boxes(boxes, wh).astype(np.float32)
+    empty = (clipped[:, 2] - clipped[:, 0] < 1) | (clipped[:, 3] - clipped[:, 1] < 1)
+    if empty.any():
+        i = int(np.flatnonzero(empty)[0])
+        raise BoxError(f"box {i} {boxes[i].tolist()} lies outside the {wh[0]}x{wh[1]} image")
+    return clipped
+
+
 class Engine:
-    settings: Settings
-    pipeline: Pipeline
-    metrics: Metrics
-    executor: ThreadPoolExecutor
-    limiter: StreamLimiter
-    started: float
-    rest_limiter: StreamLimiter
-    # set on SIGTERM: streams finish their in-flight frame, say goodbye and close (1001)
-    draining: asyncio.Event = field(default_factory=asyncio.Event)
+    def __init__(
+        self,
+        settings: Settings,
+        detector: Detector,
+        pose: TopDown,
+        tracker: TrackerConfig | None = None,
+    ):
+        self.detector, self.pose, self.tracker_config = detector, pose, tracker or TrackerConfig()
+        self.defaults = Options.from_settings(settings)
+        self.max_image_bytes, self.max_image_pixels = settings.max_image_bytes, settings.max_image_pixels
+        self.metrics = Metrics()
+        self.executor = ThreadPoolExecutor(settings.workers, thread_name_prefix="pose")
+        self.limiter = StreamLimiter(settings.max_streams, settings.max_streams_per_client)
+        self.rest_limiter = StreamLimiter(64 * settings.workers, settings.max_requests_per_client)
+        self.started = time.time()
+        # set on SIGTERM: /ready answers 503, new streams are refused, open ones finish and close (1001)
+        self.draining = asyncio.Event()
+        s = pose.spec
+        self.info = ModelInfo(name=s.name, version=s.version, input_wh=s.input_wh, keypoints=list(s.keypoint_names),
+                              skeleton=list(s.limbs), detector=detector.name)  # fmt: skip
 
     @classmethod
-    def load(cls, settings: Settings) -> Engine:
-        """Load models (fails loudly, naming the file) and warm them up."""
-        pose = PoseEstimator(settings.pose_model, settings.providers, settings.threads, settings.flip_test)
-        detector = build_detector(settings)
-        log.info("pose model: %s %s (%s)", pose.spec.name, pose.spec.version, settings.pose_model)
+    def load(cls, settings: Settings, detector: Detector | None = None, pose: TopDown | None = None) -> Engine:
+        """Load the models ``settings`` name (fails loudly, naming the file) unless given, check the
+        providers, warm up."""
+        if pose is None:
+            pose = load_pose_model(settings.pose_model, settings.providers, settings.threads, settings.flip_test)
+        if detector is None:
+            detector = build_detector(DetectorConfig.from_settings(settings))
+        log.info("pose model: %s %s (%s) on %s", pose.spec.name, pose.spec.version, settings.pose_model, pose.providers)
         log.info("detector backend: %s", detector.name)
-        pipeline = Pipeline(settings, detector, pose)
-        engine = cls(
-            settings=settings, pipeline=pipeline, metrics=Metrics(),
-            executor=ThreadPoolExecutor(settings.workers, thread_name_prefix="pose"),
-            limiter=StreamLimiter(settings.max_streams, settings.max_streams_per_client), started=time.time(),
-            rest_limiter=StreamLimiter(64 * settings.workers, settings.max_requests_per_client),
-        )  # fmt: skip
+        if settings.require_gpu:
+            on_cpu = {n: p for n, p in (("pose model", pose.providers), ("detector", detector.providers))
+                      if not set(p) & set(GPU_PROVIDERS)}  # fmt: skip
+            if on_cpu:
+                raise ModelLoadError(f"POSE_REQUIRE_GPU is set but no GPU provider is active: {on_cpu}")
+        engine = cls(settings, detector, pose)
         engine.warmup()
         return engine
 
-    def warmup(self) -> None:
-        import numpy as np
-
-        img = np.zeros((240, 320, 3), np.uint8)
-        self.pipeline.pose(img, np.array([[100, 40, 200, 220]], np.float32))
-        self.pipeline.detector(img)
-
-    def answer(
-        self, data: bytes, opts: Options, state: StreamState | None = None, boxes: npt.NDArray[np.float32] | None = None
-    ) -> dict[str, Any]:
-        """One image's answer (CPU-bound, run it in ``executor``): decode, pipeline, JSON-ready persons.
-
-        Timings are in ms and unrounded; ``ImageError`` propagates for the caller to report.
-        """
-        t0 = time.perf_counter()
-        image = self.pipeline.decode(data)
-        res = self.pipeline.process(image, opts, state, boxes, (time.perf_counter() - t0) * 1e3)
-        if res.detector_ran:
-            self.metrics.detector_runs.inc()
-        t1 = time.perf_counter()
-        persons = persons_json(res)
-        res.timings_ms["serialize"] = (time.perf_counter() - t1) * 1e3
-        return {"width": res.width, "height": res.height, "persons": persons, "detector_ran": res.detector_ran,
-                "timings_ms": res.timings_ms}  # fmt: skip
-
     @property
-    def info(self) -> ModelInfo:
-        return model_info(self.pipeline.pose.spec, self.pipeline.detector.name)
+    def providers(self) -> list[str]:
+        return self.pose.providers
+
+    def new_stream(self) -> StreamState:
+        return StreamState(PoseFlowTracker(self.tracker_config))
+
+    def warmup(self) -> None:
+        img = np.zeros((240, 320, 3), np.uint8)
+        self.pose(img, np.array([[100, 40, 200, 220]], np.float32))
+        self.detector(img)
+
+    async def run(
+        self,
+        data: bytes,
+        opts: Options,
+        source: Source,
+        stream: StreamState | None = None,
+        boxes: npt.NDArray[np.float32] | None = None,
+        arrived: float | None = None,
+    ) -> FrameAnswer:
+        """One frame, processed on a worker thread; metrics recorded here and only here.
+
+        Raises ``ImageError`` / ``BoxError`` (the client's fault) or whatever processing raised.
+        """
+        arrived = time.perf_counter() if arrived is None else arrived
+        loop = asyncio.get_running_loop()
+        m = self.metrics
+        try:
+            answer = await loop.run_in_executor(self.executor, self.process, data, opts, stream, boxes, arrived)
+        except (ImageError, BoxError):
+            m.frames.labels(source, "rejected").inc()
+            raise
+        except Exception:
+            m.errors.labels("frame").inc()
+            m.frames.labels(source, "failed").inc()
+            raise
+        m.frames.labels(source, "processed").inc()
+        m.observe(answer)
+        return answer
+
+    def process(
+        self,
+        data: bytes,
+        opts: Options,
+        stream: StreamState | None = None,
+        boxes: npt.NDArray[np.float32] | None = None,
+        arrived: float | None = None,
+    ) -> FrameAnswer:
+        """bytes -> answer. ``stream`` None = stateless (REST); ``boxes`` given = the client's person boxes."""
+        clock = Stopwatch(time.perf_counter() if arrived is None else arrived)
+        clock.lap("queue")
+        # 1. decode (limits checked before any pixel is decoded)
+        image = decode_image(data, self.max_image_bytes, self.max_image_pixels)
+        h, w = image.shape[:2]
+        clock.lap("decode")
+        # 2. person boxes: the client's, the stream's tracks (skip frames), or the detector
+        followed: list[Track] = []
+        detector_ran = False
+        if boxes is not None:
+            dets = Detections(client_boxes(boxes, (w, h)), np.ones(len(boxes), np.float32))
+        else:
+            followed = stream.tracks_to_follow(opts.detect_interval) if stream is not None else []
+            if followed:
+                dets = self._follow(followed, stream.frame, (w, h)) if stream is not None else Detections.empty()
+            else:
+                dets, detector_ran = self.detector(image), True
+                if stream is not None:
+                    stream.last_detect = stream.frame
+        order = np.argsort(-dets.scores, kind="stable")[: opts.max_persons]
+        xyxy, det_scores = dets.xyxy[order], dets.scores[order]
+        followed = [followed[i] for i in order] if followed else []
+        clock.lap("detect")
+        # 3. one batched pose call for every crop
+        k = self.pose.spec.num_keypoints
+        kps = np.zeros((0, k, 3), np.float32)
+        if len(xyxy):
+            x, mats = self.pose.preprocess(image, xyxy)
+            clock.lap("crop")
+            heatmaps = self.pose.infer(x)
+            clock.lap("pose")
+            kps = self.pose.postprocess(heatmaps, mats)
+        else:
+            clock.lap("crop")
+            clock.lap("pose")
+        # 4. one definition of a person's box and score on every frame
+        if followed:
+            thr = opts.keypoint_threshold
+            xyxy = np.stack([follow_box(t.box, t.keypoints, kp.astype(np.float64), thr)
+                             for t, kp in zip(followed, kps, strict=True)]).astype(np.float32)  # fmt: skip
+            xyxy = clip_boxes(xyxy, (w, h)).astype(np.float32) if len(xyxy) else xyxy
+        scores = person_score(kps, opts.keypoint_threshold) * np.sqrt(np.clip(det_scores, 0.0, 1.0))
+        keep = np.flatnonzero(scores >= opts.pose_score_threshold)
+        poses = Poses(kps[keep], xyxy[keep], scores[keep])
+        det_scores = det_scores[keep]
+        clock.lap("decode_heatmaps")
+        # 5. tracking (streams only)
+        ids: npt.NDArray[np.int64] | None = None
+        if stream is not None:
+            tracked = stream.tracker.update(poses, stream.frame, clock.arrived, det_scores, opts.keypoint_threshold,
+                                            opts.smoothing)  # fmt: skip
+            poses, ids = tracked.poses, tracked.track_ids
+            stream.frame += 1
+        clock.lap("track")
+        # 6. the answer
+        return FrameAnswer(width=w, height=h, persons=persons(poses, ids, opts.keypoint_threshold),
+                           detector_ran=detector_ran, timings_ms=clock.timings())  # fmt: skip
+
+    def _follow(self, tracks: list[Track], frame: int, wh: tuple[int, int]) -> Detections:
+        """Crop boxes for a skip frame: each followed track's box moved to this frame."""
+        boxes = clip_boxes(np.stack([t.predicted(frame)[0] for t in tracks]), wh).astype(np.float32)
+        return Detections(boxes, np.array([t.det_score for t in tracks], np.float32))
 
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=False)
+
+
+def persons(poses: Poses, ids: npt.NDArray[np.int64] | None, keypoint_threshold: float) -> list[Person]:
+    """Wire persons; keypoints at or below ``keypoint_threshold`` become [0, 0, 0]."""
+    kps = poses.keypoints.astype(np.float64)
+    kps[kps[..., 2] <= keypoint_threshold] = 0.0
+    kp_rows = np.round(kps, 2).tolist()
+    boxes = np.round(poses.boxes.astype(np.float64), 1).tolist()
+    scores = np.round(poses.scores.astype(np.float64), 4).tolist()
+    return [
+        Person(box=boxes[i], score=scores[i], keypoints=kp_rows[i], track_id=None if ids is None else int(ids[i]))
+        for i in range(len(poses))
+    ]

@@ -13,6 +13,16 @@ class ImageError(ValueError):
     """The bytes are not an acceptable image; the message is safe to show to the client."""
 
 
+class ImageTooLarge(ImageError):
+    """More bytes than the image limit (REST: 413)."""
+
+
+def check_size(nbytes: int, limit: int) -> None:
+    """The one image byte limit check (whole frames, and running counts of streamed uploads)."""
+    if nbytes > limit:
+        raise ImageTooLarge(f"image is larger than the limit of {limit} bytes (got {nbytes}+)")
+
+
 def header_size(data: bytes) -> tuple[str, int, int]:
     """(format, width, height) read from a JPEG or PNG header without decoding pixels."""
     if data[:8] == b"\x89PNG\r\n\x1a\n":
@@ -45,8 +55,7 @@ def decode_image(data: bytes, max_bytes: int, max_pixels: int) -> npt.NDArray[np
     """JPEG/PNG bytes -> BGR uint8 (H, W, 3). Raises ImageError with a client-safe reason."""
     if not data:
         raise ImageError("empty image")
-    if len(data) > max_bytes:
-        raise ImageError(f"image is {len(data)} bytes, limit is {max_bytes}")
+    check_size(len(data), max_bytes)
     fmt, w, h = header_size(data)
     if w <= 0 or h <= 0:
         raise ImageError(f"invalid {fmt} dimensions {w}x{h}")

@@ -1,10 +1,11 @@
-"""Prometheus metrics, owned by the app (no import-time global registry)."""
+"""Prometheus metrics, owned by the engine (no import-time global registry)."""
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-STAGES = ("decode", "detect", "crop", "pose", "decode_heatmaps", "track", "serialize", "total")
+from service.schemas import STAGES, FrameAnswer
+
 LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.033, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0, 2.5)
 
 
@@ -14,7 +15,7 @@ class Metrics:
         r = self.registry
         self.stage_latency = Histogram(
             "pose_stage_latency_seconds",
-            "Per-stage latency of one frame",
+            f"Per-stage latency of one frame (stages: {', '.join(STAGES)})",
             ["stage"],
             buckets=LATENCY_BUCKETS,
             registry=r,
@@ -28,7 +29,10 @@ class Metrics:
         self.requests = Counter("pose_http_requests_total", "HTTP requests", ["route", "status"], registry=r)
         self.detector_runs = Counter("pose_detector_runs_total", "Detector invocations", registry=r)
 
-    def observe_timings(self, timings_ms: dict[str, float]) -> None:
-        for stage, ms in timings_ms.items():
-            if stage in STAGES:
-                self.stage_latency.labels(stage).observe(ms / 1e3)
+    def observe(self, answer: FrameAnswer) -> None:
+        """Book one processed frame: stage latencies, persons, detector runs."""
+        for stage, ms in answer.timings_ms.model_dump().items():
+            self.stage_latency.labels(stage).observe(ms / 1e3)
+        self.persons.observe(len(answer.persons))
+        if answer.detector_ran:
+            self.detector_runs.inc()

@@ -14,9 +14,9 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
+from posecore.runtime import ModelLoadError, open_session
 from posecore.spec import DETECTOR_SPEC_KEY, DetectorSpec
 from posecore.types import Detections
-from service.runtime import ModelLoadError, open_session
 
 Image = npt.NDArray[np.uint8]
 F32 = npt.NDArray[np.float32]
@@ -99,6 +99,7 @@ class NanoDetDetector:
         self.inv_std = 1.0 / np.asarray(self.spec.std, np.float32)
         self._grids: dict[tuple[int, int], tuple[F32, F32]] = {}
         self.name = f"nanodet:{Path(path).name}@{size} ({self.spec.precision})"
+        self.providers: list[str] = list(self.session.get_providers())
 
     def preprocess(self, image_bgr: Image) -> tuple[npt.NDArray[np.generic], tuple[float, float]]:
         """The network input for ``image_bgr`` and the (x, y) scale from image to input pixels.

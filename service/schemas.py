@@ -1,19 +1,32 @@
-"""Wire schemas (JSON) for REST and websocket responses."""
+"""Wire schemas (JSON) of REST and websocket messages. Depends on nothing in the engine: the engine
+builds these from its results, both routes send them (``model_dump_json``), OpenAPI documents them."""
 
 from __future__ import annotations
 
-import numpy as np
-from pydantic import BaseModel, Field
+from typing import Literal
 
-from posecore.spec import ModelSpec
-from service.pipeline import FrameResult
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.options import Options
+
+Keypoint = tuple[float, float, float]
 
 
 class Person(BaseModel):
-    box: list[float] = Field(description="x1, y1, x2, y2 in image pixels")
-    score: float
-    keypoints: list[list[float]] = Field(description="K x [x, y, score] in image pixels, schema order")
-    track_id: int | None = None
+    model_config = ConfigDict(allow_inf_nan=False)
+    box: tuple[float, float, float, float] = Field(
+        description="x1, y1, x2, y2 in image pixels, the detector's convention on every frame (on frames where "
+        "a stream follows its tracks instead of running the detector, the last detection moved and scaled "
+        "with the person's keypoints; client boxes clipped to the image)"
+    )
+    score: float = Field(
+        ge=0, le=1, description="pose quality x sqrt(confidence of the person's latest detection; 1 for client boxes)"
+    )
+    keypoints: list[Keypoint] = Field(
+        description="K x [x, y, score] in image pixels, in the model's schema order; keypoints scoring at or "
+        "below keypoint_threshold are [0, 0, 0]; on streams with smoothing on, x and y are One-Euro smoothed"
+    )
+    track_id: int | None = Field(None, description="per-stream identity (streams only)")
 
 
 class ModelInfo(BaseModel):
@@ -25,34 +38,61 @@ class ModelInfo(BaseModel):
     detector: str
 
 
-class PoseResponse(BaseModel):
+class Timings(BaseModel):
+    """Milliseconds per stage of one frame, measured by the engine (the only writer)."""
+
+    queue: float = Field(description="arrival at the engine -> a worker starts the frame")
+    decode: float
+    detect: float = Field(description="person boxes: detector, client boxes or the stream's tracks")
+    crop: float
+    pose: float = Field(description="the batched pose network call")
+    decode_heatmaps: float
+    track: float
+    total: float = Field(description="arrival at the engine -> result ready (the sum of the stages above)")
+
+
+STAGES: tuple[str, ...] = tuple(Timings.model_fields)
+
+
+class FrameAnswer(BaseModel):
     width: int
     height: int
     persons: list[Person]
-    timings_ms: dict[str, float]
+    detector_ran: bool
+    timings_ms: Timings
+
+
+class PoseResponse(FrameAnswer):
+    """``POST /pose``."""
+
     model: ModelInfo
 
 
+class StreamResult(FrameAnswer):
+    """Websocket: the answer to frame ``frame``; ``dropped`` lists ids skipped since the previous message."""
+
+    type: Literal["result"] = "result"
+    frame: int
+    dropped: list[int] = []
+
+
+class StreamError(BaseModel):
+    """Websocket: a frame (``frame`` set) or a control message (``frame`` null) was refused or failed."""
+
+    type: Literal["error"] = "error"
+    error: str
+    frame: int | None = None
+    dropped: list[int] = []
+
+
+class Hello(BaseModel):
+    type: Literal["hello"] = "hello"
+    model: ModelInfo
+    config: Options
+    max_frame_bytes: int = Field(description="frames larger than this are refused (error with their id)")
+
+
 class ErrorResponse(BaseModel):
+    """Every REST error (4xx and 503), request validation included."""
+
     detail: str
-
-
-def model_info(spec: ModelSpec, detector: str) -> ModelInfo:
-    return ModelInfo(
-        name=spec.name, version=spec.version, input_wh=spec.input_wh, keypoints=list(spec.keypoint_names),
-        skeleton=list(spec.limbs), detector=detector,
-    )  # fmt: skip
-
-
-def persons_json(result: FrameResult) -> list[dict[str, object]]:
-    """Plain dicts (fast path for the websocket; the REST route validates through ``Person``)."""
-    p = result.poses
-    out: list[dict[str, object]] = []
-    kps = np.round(p.keypoints.astype(np.float64), 2).tolist()
-    boxes = np.round(p.boxes.astype(np.float64), 1).tolist()
-    for i in range(len(p)):
-        d: dict[str, object] = {"box": boxes[i], "score": round(float(p.scores[i]), 4), "keypoints": kps[i]}
-        if result.track_ids is not None:
-            d["track_id"] = int(result.track_ids[i])
-        out.append(d)
-    return out

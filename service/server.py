@@ -17,14 +17,32 @@ from types import FrameType
 import uvicorn
 
 from service.engine import Engine
+from service.security import install_log_redaction
+from service.settings import Settings
 
 log = logging.getLogger("service")
 
 
+def uvicorn_config(app: object, settings: Settings, **overrides: object) -> uvicorn.Config:
+    """The one uvicorn configuration (``python -m service``, the tests' live servers, the benchmark).
+
+    ws_max_size follows the image limit (``Settings.ws_max_message_bytes``); uvicorn's own proxy-header
+    handling is off (it trusts 127.0.0.1 by default): ``POSE_TRUSTED_PROXIES`` decides, in the app.
+    """
+    kwargs: dict[str, object] = dict(
+        host=settings.host, port=settings.port, log_level=settings.log_level, ws_per_message_deflate=False,
+        ws_max_size=settings.ws_max_message_bytes, proxy_headers=False, timeout_graceful_shutdown=10,
+        ws_ping_interval=10, ws_ping_timeout=10,
+    )  # fmt: skip
+    config = uvicorn.Config(app, **{**kwargs, **overrides})  # type: ignore[arg-type]
+    install_log_redaction()  # after uvicorn configured its loggers
+    return config
+
+
 class GracefulServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, engine: Engine):
+    def __init__(self, config: uvicorn.Config, engine: Engine, grace_s: float = 5.0):
         super().__init__(config)
-        self.engine = engine
+        self.engine, self.grace_s = engine, grace_s
         self._draining = False
         self.loop: asyncio.AbstractEventLoop | None = None
 
@@ -51,10 +69,10 @@ class GracefulServer(uvicorn.Server):
 
     async def _drain_then_exit(self, sig: int, frame: FrameType | None) -> None:
         e = self.engine
-        log.info("shutting down: draining %d streams (up to %.1f s)", e.limiter.total, e.settings.shutdown_grace_s)
+        log.info("shutting down: draining %d streams (up to %.1f s)", e.limiter.total, self.grace_s)
         e.draining.set()
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + e.settings.shutdown_grace_s
+        deadline = loop.time() + self.grace_s
         while e.limiter.total > 0 and loop.time() < deadline:
             await asyncio.sleep(0.05)
         super().handle_exit(sig, frame)

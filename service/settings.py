@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.options import DetectInterval, KeypointThreshold, MaxPersons, PoseScoreThreshold, Smoothing
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_POSE_MODEL = REPO_ROOT / "models" / "okdhp-nanodet-w64-int8.onnx"
 DEFAULT_DETECTOR_MODEL = REPO_ROOT / "models" / "nanodet-coco-int8.onnx"
@@ -34,13 +36,17 @@ class Settings(BaseSettings):
     threads: int = Field(2, ge=0, le=256)  # ONNX Runtime intra-op threads per session (0 = ORT default)
     workers: int = Field(2, ge=1, le=64)  # frames processed concurrently (thread pool)
 
-    detect_interval: int = Field(3, ge=1, le=300)  # run the detector every k frames on streams
-    keypoint_threshold: float = Field(0.2, ge=0.0, le=1.0)
-    pose_score_threshold: float = Field(0.3, ge=0.0, le=1.0)
-    max_persons: int = Field(20, ge=1, le=200)
+    require_gpu: bool = False  # refuse to start unless both sessions run on the CUDA (or TensorRT) provider
+
+    # defaults of the per-frame options (bounds: service.options); requests and streams may change them
+    detect_interval: DetectInterval = 3
+    keypoint_threshold: KeypointThreshold = 0.2
+    pose_score_threshold: PoseScoreThreshold = 0.3
+    max_persons: MaxPersons = 20
+    smoothing: Smoothing = True
     flip_test: bool = False
 
-    max_image_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    max_image_bytes: int = Field(8 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
     max_image_pixels: int = Field(4096 * 4096, ge=64 * 64)
     max_fps: float = Field(60.0, gt=0)  # per stream; faster frames are dropped (and reported)
     max_streams: int = Field(32, ge=1)
@@ -49,6 +55,9 @@ class Settings(BaseSettings):
     send_timeout_s: float = Field(10.0, gt=0)  # a stream whose client stops reading is closed after this
     shutdown_grace_s: float = Field(5.0, ge=0)  # SIGTERM: time for streams to answer in-flight frames
     allowed_origins: str = "*"  # comma list for CORS and websocket Origin checks
+    # comma list of proxy addresses whose X-Forwarded-For / X-Forwarded-Proto are believed ("*" = any);
+    # empty = none: per-client limits then count the connecting address
+    trusted_proxies: str = ""
     api_key: SecretStr | None = None
 
     @field_validator("api_key", mode="before")
@@ -59,3 +68,13 @@ class Settings(BaseSettings):
     @property
     def origins(self) -> list[str]:
         return [o.strip() for o in self.allowed_origins.split(",") if o.strip()]
+
+    @property
+    def proxies(self) -> list[str]:
+        return [o.strip() for o in self.trusted_proxies.split(",") if o.strip()]
+
+    @property
+    def ws_max_message_bytes(self) -> int:
+        """The websocket transport limit: frames up to twice the image limit are read and answered
+        with an error naming their id; larger ones close the connection (1009) unread."""
+        return 2 * self.max_image_bytes + 64 * 1024

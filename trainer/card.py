@@ -20,12 +20,9 @@ CI_SUBSET = 40  # val persons the CI regression test evaluates (first N, in file
 
 
 def latency_ms(path: str, threads: int, batch: int, runs: int = 60) -> float:
-    import onnxruntime as ort
+    from posecore.runtime import open_session
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    sess = open_session(path, "cpu", threads)
     shape = sess.get_inputs()[0].shape
     x = np.random.default_rng(0).standard_normal((batch, 3, shape[2], shape[3])).astype(np.float32)
     name = sess.get_inputs()[0].name
@@ -52,15 +49,25 @@ def evaluate_onnx(onnx_path: str, config: str | None, overrides: list[str], flip
             out["val_per_keypoint_err_pct"] = per_keypoint_error(recs, kps)
             sub = recs[:CI_SUBSET]
             out["ci_subset"] = {**coco_ap(ann, sub, kps[:CI_SUBSET]), "persons": len(sub)}
+            out["served_ci_subset"] = served_ci_subset(onnx_path, ann, c)
     return out
+
+
+def served_ci_subset(onnx_path: str, ann: str, cfg: object) -> dict:
+    """The served configuration (detector, defaults, no flip) on the images of the CI subset."""
+    from trainer.peers import evaluate_served
+
+    recs = load_records(cfg, "val")[:CI_SUBSET]  # type: ignore[arg-type]
+    root = Path(recs[0].image_path).parents[1] if recs else Path(".")
+    res = evaluate_served(Path(onnx_path), Path(ann), root, {r.image_id for r in recs})
+    return {"AP": res["AP"], "AP_ci95": res["AP_ci95"], "images": res["images"], "boxes": res["boxes"]}
 
 
 def write_card(onnx_path: str, out_md: str, config: str | None, overrides: list[str]) -> dict:
     res = evaluate_onnx(onnx_path, config, overrides)
-    import onnxruntime as ort
+    from posecore.runtime import metadata
 
-    meta = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
-    spec = ModelSpec.from_metadata(meta)
+    spec = ModelSpec.from_metadata(metadata(onnx_path))
     res["params"] = int(spec.extra.get("params", 0))
     res["gmacs"] = float(spec.extra.get("macs", 0)) / 1e9
     res["latency_ms"] = {f"threads{t}_batch{b}": latency_ms(onnx_path, t, b) for t in (1, 2) for b in (1, 3)}

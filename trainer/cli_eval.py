@@ -10,12 +10,9 @@ from trainer.evaluate import evaluate
 
 
 def onnx_predictor(path: str, threads: int = 0):
-    import onnxruntime as ort
+    from posecore.runtime import open_session
 
-    opts = ort.SessionOptions()
-    if threads:
-        opts.intra_op_num_threads = threads
-    sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    sess = open_session(path, "cpu", threads)
     spec = ModelSpec.from_metadata(sess.get_modelmeta().custom_metadata_map)
     name = sess.get_inputs()[0].name
 

@@ -12,7 +12,7 @@ import numpy as np
 from posecore.heatmaps import merge_flip
 from posecore.skeleton import COCO_KEYPOINTS, flip_index
 from posecore.spec import ModelSpec
-from posecore.topdown import heatmaps_to_image, normalize_crops, prepare_crops
+from posecore.topdown import heatmaps_to_image, normalize_crops, person_score, prepare_crops
 from trainer.data import ImageCache, PersonRecord
 
 # input (N, 3, H, W) float32 -> {output name: heatmaps (N, K, h, w)}
@@ -44,10 +44,8 @@ def predict_records(
 
 
 def instance_score(kps: np.ndarray, thr: float = 0.2) -> np.ndarray:
-    """Person score from keypoint confidences (mean of those above ``thr``); (R, K, 3) -> (R,)."""
-    s = kps[..., 2]
-    above = s > thr
-    return np.where(above.any(1), (s * above).sum(1) / np.maximum(above.sum(1), 1), 0.0)
+    """Person score for COCO ranking: the service's own (``posecore.topdown.person_score``)."""
+    return person_score(kps, thr)
 
 
 def coco_ap(ann_file: str, records: list[PersonRecord], keypoints: np.ndarray) -> dict[str, float]:

@@ -91,11 +91,11 @@ def export_onnx(
 
 def parity(student: torch.nn.Module, onnx_path: str | Path, input_hw: tuple[int, int], batch: int = 3) -> float:
     """Max |torch - ONNX Runtime| on a random batch (batch > 1 also checks the dynamic axis)."""
-    import onnxruntime as ort
+    from posecore.runtime import open_session
 
     x = torch.randn(batch, 3, *input_hw, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         ref = student(x).numpy()
-    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    sess = open_session(onnx_path)
     got = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
     return float(np.abs(ref - got).max())

@@ -50,13 +50,11 @@ class Teacher:
     """MoveNet single-pose on a square crop, plain and mirrored."""
 
     def __init__(self, path: Path, threads: int = 1):
-        import onnxruntime as ort
+        from posecore.runtime import open_session
 
         if not path.is_file():
             raise SystemExit(f"teacher model {path} missing: run `make teachers` first")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        self.sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.sess = open_session(path, "cpu", threads)
         self.name = self.sess.get_inputs()[0].name
         self.side = int(self.sess.get_inputs()[0].shape[1])
         self.perm = flip_index(17, COCO_FLIP_PAIRS)

@@ -135,25 +135,34 @@ def evaluate_gt_boxes(name: str, predict: Predict, ann_file: Path, image_root: P
             "per_person": per_person}  # fmt: skip
 
 
-def evaluate_served(onnx: Path, ann_file: Path, image_root: Path) -> dict:
-    """The service pipeline on whole frames (default detector and options, no flip)."""
-    from service.detector import build_detector
-    from service.pipeline import Pipeline
-    from service.pose import PoseEstimator
+def served_dets(onnx: Path, gt: dict, image_root: Path, image_ids: set[int] | None = None) -> tuple[list[dict], str]:
+    """The service's own frame path (``Engine.process`` on each image file's bytes) with the shipped
+    defaults: detector, options, no flip. COCO detections and the detector's name."""
+    from service.engine import Engine
     from service.settings import Settings
 
-    gt = json.loads(ann_file.read_text())
-    s = Settings(pose_model=onnx, threads=1, flip_test=False)
-    pipe = Pipeline(s, build_detector(s), PoseEstimator(s.pose_model, "CPUExecutionProvider", 1))
-    opts = pipe.default_options()
+    engine = Engine.load(Settings(pose_model=onnx, threads=1, providers="CPUExecutionProvider", flip_test=False))
     dets = []
     for im in gt["images"]:
-        res = pipe.process(cv2.imread(str(image_root / im["file_name"])), opts)
-        for k, sc in zip(res.poses.keypoints, res.poses.scores, strict=True):
-            kp = k.reshape(-1).tolist()
-            dets.append({"image_id": im["id"], "category_id": 1, "keypoints": kp, "score": float(sc)})
+        if image_ids is not None and im["id"] not in image_ids:
+            continue
+        answer = engine.process((image_root / im["file_name"]).read_bytes(), engine.defaults)
+        for p in answer.persons:
+            kp = np.asarray(p.keypoints, np.float64).reshape(-1).tolist()
+            dets.append({"image_id": im["id"], "category_id": 1, "keypoints": kp, "score": p.score})
+    engine.close()
+    return dets, engine.detector.name
+
+
+def evaluate_served(onnx: Path, ann_file: Path, image_root: Path, image_ids: set[int] | None = None) -> dict:
+    """Keypoint AP of what the service returns on whole frames (default detector and options, no flip)."""
+    gt = json.loads(ann_file.read_text())
+    if image_ids is not None:
+        gt = {**gt, "images": [i for i in gt["images"] if i["id"] in image_ids],
+              "annotations": [a for a in gt["annotations"] if a["image_id"] in image_ids]}  # fmt: skip
+    dets, detector = served_dets(onnx, gt, image_root)
     lo, hi = bootstrap_ap(gt, dets)
-    return {"model": onnx.name, "boxes": f"served ({pipe.detector.name}, no flip)",
+    return {"model": onnx.name, "boxes": f"served ({detector}, no flip)", "images": len(gt["images"]),
             "AP": oks_ap(gt["images"], gt["annotations"], dets), "AP_ci95": [lo, hi]}  # fmt: skip
 
 

@@ -23,11 +23,12 @@ QUANT_OPS = ["Conv", "Add", "Resize", "Concat", "Relu", "MaxPool"]
 def quantize_student(src: Path, out: Path, ann_file: Path, image_root: Path, step: int = 20) -> int:
     """Writes ``out``; returns the number of calibration crops."""
     import onnx
-    import onnxruntime as ort
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    sess = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"])
+    from posecore.runtime import open_session
+
+    sess = open_session(src)
     spec = ModelSpec.from_metadata(sess.get_modelmeta().custom_metadata_map)
     name = sess.get_inputs()[0].name
     records = load_coco(ann_file, image_root)[::step]

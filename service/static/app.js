@@ -11,10 +11,28 @@
 
   const color = (id) => (id == null ? "hsl(45,100%,55%)" : `hsl(${Math.floor(((id * 0.618033988749895) % 1) * 360)},90%,55%)`);
 
+  // The API key never goes into a URL: it comes from the key field or the page's #api_key= fragment
+  // (fragments are not sent to servers), is kept for this tab only, and travels in the websocket's
+  // Sec-WebSocket-Protocol header ("okpose.key." + base64url(key)).
+  const keyField = $("key");
+  const hash = new URLSearchParams(location.hash.slice(1));
+  if (hash.get("api_key")) {
+    sessionStorage.setItem("okpose.key", hash.get("api_key"));
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  keyField.value = sessionStorage.getItem("okpose.key") || "";
+  keyField.onchange = () => sessionStorage.setItem("okpose.key", keyField.value);
+  const b64url = (s) => btoa(String.fromCharCode(...new TextEncoder().encode(s)))
+    .replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+
   function wsUrl() {
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    const key = params.get("api_key");
-    return `${proto}//${location.host}/stream` + (key ? `?api_key=${encodeURIComponent(key)}` : "");
+    return `${proto}//${location.host}/stream`;
+  }
+
+  function wsProtocols() {
+    const key = keyField.value.trim();
+    return key ? ["okpose", "okpose.key." + b64url(key)] : ["okpose"];
   }
 
   function draw() {
@@ -58,7 +76,7 @@
   }
 
   function connect() {
-    ws = new WebSocket(wsUrl());
+    ws = new WebSocket(wsUrl(), wsProtocols());
     ws.binaryType = "arraybuffer";
     ws.onopen = () => { status.textContent = "streaming"; status.className = ""; sentAt.clear(); stats.sent = 0; inFlight = 0;
       ws.send(JSON.stringify({ type: "config", detect_interval: Number($("interval").value) })); };

@@ -17,10 +17,12 @@ def test_bench_quick_runs_and_reports_every_section(tmp_path):
     assert {"ours, NanoDet (default) every frame", "ours, YOLO11n-det (timing) + GT boxes, every frame"} <= set(res["stages"])
     assert res["detector_in_service"].startswith("nanodet:")
     for stages in res["stages"].values():
-        assert stages["total"]["p50"] > 0 and stages["pose"]["p50"] >= 0
+        assert stages["total"]["p50"] > 0 and stages["persons"]["p50"] >= 2  # the clips' people are found
     assert set(res["yolo_pose"]) == {"320", "640"}
-    assert res["batching"]["speedup"] > 0
-    assert 0 <= res["interval_oks_ap_vs_every_frame"] <= 1
+    # batching changes the speed, never the answer (timing ratios are reported, not asserted)
+    assert res["batching"]["max_keypoint_diff_px"] < 0.5
+    # following tracks on skip frames keeps the poses of running the detector on every frame
+    assert res["interval_oks_ap_vs_every_frame"] > 0.6
     assert [c["streams"] for c in res["concurrency"]] == [1, 2, 4, 8]
     assert all(c["unaccounted"] == 0 for c in res["concurrency"])  # every frame answered or reported dropped
     assert "| concurrent streams" in (out.with_suffix(".md")).read_text()

@@ -44,7 +44,16 @@ CHECK_JS = """() => {
 }"""
 
 
-def test_browser_page_streams_webcam_and_draws_skeletons(server, data_root, tmp_path):
+def test_browser_page_streams_webcam_and_draws_skeletons(data_root, tmp_path):
+    """Against a server that requires an API key: the page passes it in the websocket subprotocol
+    (from the #api_key= fragment, which no server ever sees)."""
+    from tests.service.conftest import make_server
+
+    with make_server(api_key="browser-key") as server:
+        _stream_in_browser(server, data_root, tmp_path)
+
+
+def _stream_in_browser(server, data_root, tmp_path):
     if not Path(CHROMIUM).exists():
         pytest.fail(f"Chromium not found at {CHROMIUM}: `make test` installs it (apt package chromium)")
     from playwright.sync_api import sync_playwright
@@ -57,7 +66,7 @@ def test_browser_page_streams_webcam_and_draws_skeletons(server, data_root, tmp_
         browser = p.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
         try:
             page = browser.new_page(viewport={"width": 800, "height": 760})
-            page.goto(f"{server.http}/?autostart=1")
+            page.goto(f"{server.http}/?autostart=1#api_key=browser-key")
             page.wait_for_function(
                 "window.okposeStats && window.okposeStats.results >= 8 && window.okposeLast && window.okposeLast.persons.length > 0",
                 timeout=90_000,

@@ -104,3 +104,20 @@ def test_library_sync_and_async(server, val_image, multi_frames):
 
     got, skeleton = asyncio.run(stream())
     assert [m.result.frame for m in got] == [0, 1, 2] and len(skeleton) == 19
+
+
+def test_video_cli_fails_fast_on_a_refused_key(data_root, tmp_path, capsys):
+    """A wrong API key is refused at the handshake (401): the client stops at once with the server's
+    reason instead of retrying forever."""
+    import time
+
+    from tests.service.conftest import make_server
+
+    with make_server(api_key="right-key") as s:
+        t0 = time.perf_counter()
+        rc = video_cli.main([_video(data_root), "--out", str(tmp_path / "o.mp4"), "--url", s.http,
+                             "--frames", "4", "--api-key", "wrong-key"])  # fmt: skip
+        elapsed = time.perf_counter() - t0
+    err = capsys.readouterr().err
+    assert rc == 2 and "401" in err and "API key" in err
+    assert elapsed < 10

@@ -38,8 +38,13 @@ def test_compose_config_parses_every_profile(profile):
     gpu = services["okpose"]["deploy"]["resources"]["reservations"]["devices"][0]
     assert gpu["driver"] == "nvidia" and gpu["capabilities"] == ["gpu"]
     assert services["okpose"]["healthcheck"]["test"] and services["okpose"]["restart"] == "unless-stopped"
+    assert services["okpose"]["environment"]["POSE_REQUIRE_GPU"] == "1"  # no silent CPU fallback
     if profile == "cpu":
         assert "okpose-cpu" in services and "deploy" not in services["okpose-cpu"]
+    # custom models are added beside the image's own, never mounted over them
+    for name in ("okpose", "okpose-cpu"):
+        for v in services.get(name, {}).get("volumes", []):
+            assert v["target"] not in ("/models", "/models/") and v["target"].startswith("/models/"), v
 
 
 def test_dockerfile_lint_nonroot_healthcheck():
@@ -50,6 +55,13 @@ def test_dockerfile_lint_nonroot_healthcheck():
         body = text.split(f"AS {stage}")[1].split("\nFROM ")[0]
         assert "USER 10001" in body and "HEALTHCHECK" in body and "/health" in body
         assert "torch" not in body.replace("POSE_", "")  # no torch in runtime images
+    # the GPU build of ONNX Runtime matches the base image's CUDA major (1.27+ wheels are CUDA 13)
+    cuda_major = re.search(r"nvidia/cuda:(\d+)\.", text).group(1)
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    pin = re.search(r'"onnxruntime-gpu([^"]*)"', pyproject).group(1)
+    assert cuda_major == "12" and "<1.27" in pin, pin
+    assert "|| echo" not in text and "|| true" not in text  # no silent fallbacks in the build
+    assert "/wheels/gpu" not in text  # no wheels built for another interpreter than the image's
 
 
 def test_prometheus_config_valid():
@@ -67,6 +79,14 @@ def test_kustomize_renders_and_validates(tmp_path):
     c = dep["spec"]["template"]["spec"]["containers"][0]
     assert c["resources"]["limits"]["nvidia.com/gpu"] == 1
     assert c["readinessProbe"]["httpGet"]["path"] == "/ready" and c["livenessProbe"]["httpGet"]["path"] == "/health"
+    # routing stops before SIGTERM: preStop outlasts the time readiness needs to fail, and the grace
+    # period covers preStop + the stream drain + uvicorn's own shutdown
+    pre_stop = int(c["lifecycle"]["preStop"]["exec"]["command"][-1])
+    probe = c["readinessProbe"]
+    assert probe["periodSeconds"] * probe["failureThreshold"] < pre_stop
+    cfg = next(d for d in docs if d["kind"] == "ConfigMap")["data"]
+    grace = float(cfg.get("POSE_SHUTDOWN_GRACE_S", 5))
+    assert pre_stop + grace + 10 <= dep["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
     svc = next(d for d in docs if d["kind"] == "Service")
     assert svc["spec"]["sessionAffinity"] == "ClientIP"
     out = tmp_path / "all.yaml"

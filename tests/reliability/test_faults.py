@@ -14,8 +14,11 @@ import pytest
 import websockets
 
 from clients.streaming import Sink, run
+from posecore.topdown import TopDown
+from service.engine import Engine
+from service.pose import load_pose_model
 from tests.reliability.conftest import ServiceProcess, report
-from tests.service.conftest import make_server
+from tests.service.conftest import make_server, settings_for_tests
 
 
 async def _hello(ws):
@@ -82,39 +85,48 @@ def test_slow_consumer_is_bounded_then_cut_off(multi_frames):
             await asyncio.sleep(1.5)
             return ws
 
-        ws = asyncio.run(flood())
-        text = httpx.get(f"{s.http}/metrics").text
+        async def flood_then_read():
+            ws = await flood()
+            text = (await asyncio.to_thread(httpx.get, f"{s.http}/metrics")).text
+            # now read: the backlog, then the server's close frame (it gave up on us)
+            _, code = await _until_closed(ws)
+            return text, code
+
+        text, code = asyncio.run(flood_then_read())
         processed = _metric(text, 'pose_frames_total{outcome="processed",source="stream"}')
         dropped = _metric(text, 'pose_frames_total{outcome="dropped",source="stream"}')
+        cut_off = _metric(text, 'pose_errors_total{kind="slow_consumer"}')
         assert processed + dropped >= 390 and dropped > processed  # stale frames dropped, not queued
+        assert cut_off == 1 and code == 1008  # cut off after send_timeout_s, with a policy close
         assert httpx.get(f"{s.http}/health").status_code == 200
-        del ws
-    report("slow consumer", frames_sent=400, processed=int(processed), dropped=int(dropped))
+        assert s.engine.limiter.total == 0
+    report("slow consumer", frames_sent=400, processed=int(processed), dropped=int(dropped), close_code=code)
 
 
-def test_exception_on_one_frame_is_reported_and_stream_continues(server, multi_frames):
-    engine = server.app.state.engine
-    original = engine.pipeline.pose
+class FlakyPose(TopDown):
+    """The real pose model, failing on one chosen call of its network (or slowed down)."""
 
-    class Flaky:
-        """The real estimator, failing on its second call."""
+    def __init__(self, base: TopDown, fail_on: int = 0, delay_s: float = 0.0):
+        super().__init__(base.predict, base.spec, base.flip_test)
+        self.providers, self.fail_on, self.delay_s, self.calls = base.providers, fail_on, delay_s, 0
 
-        calls = 0
+    def infer(self, x):
+        self.calls += 1
+        if self.calls == self.fail_on:
+            raise RuntimeError("injected pose failure")
+        time.sleep(self.delay_s)
+        return super().infer(x)
 
-        def __getattr__(self, name):
-            return getattr(original, name)
 
-        def __call__(self, *a, **k):
-            Flaky.calls += 1
-            if Flaky.calls == 2:
-                raise RuntimeError("injected pose failure")
-            return original(*a, **k)
+def _engine_with(pose_wrapper, **overrides):
+    settings = settings_for_tests(**overrides)
+    base = load_pose_model(settings.pose_model, settings.providers, settings.threads)
+    return Engine.load(settings, pose=pose_wrapper(base)), overrides
 
-    flaky = Flaky()
 
-    before = _metric(httpx.get(f"{server.http}/metrics").text, 'pose_errors_total{kind="frame"}')
-    engine.pipeline.pose = flaky
-    try:
+def test_exception_on_one_frame_is_reported_and_stream_continues(multi_frames):
+    engine, overrides = _engine_with(lambda base: FlakyPose(base, fail_on=3))  # warm-up is call 1
+    with make_server(engine, **overrides) as server:
         async def run3():
             out = []
             async with websockets.connect(server.ws, max_size=None) as ws:
@@ -127,31 +139,18 @@ def test_exception_on_one_frame_is_reported_and_stream_continues(server, multi_f
             return out
 
         msgs = asyncio.run(run3())
-    finally:
-        engine.pipeline.pose = original
+        after = _metric(httpx.get(f"{server.http}/metrics").text, 'pose_errors_total{kind="frame"}')
     assert [m["type"] for m in msgs] == ["result", "error", "result"]
     assert msgs[1]["frame"] == 1 and "RuntimeError" in msgs[1]["error"]
-    after = _metric(httpx.get(f"{server.http}/metrics").text, 'pose_errors_total{kind="frame"}')
-    assert after == before + 1
+    assert after == 1
     report("exception on one frame", error_frame=1, stream_continued=True)
 
 
 def test_drain_answers_the_in_flight_frame_then_closes_1001(multi_frames):
     """The production server class, a pose stage slowed to 0.5 s so the frame is surely in flight
     when the shutdown signal arrives."""
-    with make_server(graceful=True) as s:
-        engine = s.app.state.engine
-        original = engine.pipeline.pose
-
-        class Slow:
-            def __getattr__(self, name):
-                return getattr(original, name)
-
-            def __call__(self, *a, **k):
-                time.sleep(0.5)
-                return original(*a, **k)
-
-        engine.pipeline.pose = Slow()
+    engine, overrides = _engine_with(lambda base: FlakyPose(base, delay_s=0.5))
+    with make_server(engine, **overrides) as s:
 
         async def run_():
             async with websockets.connect(s.ws, max_size=None) as ws:
@@ -161,9 +160,12 @@ def test_drain_answers_the_in_flight_frame_then_closes_1001(multi_frames):
                 await ws.send(multi_frames[0])
                 await asyncio.sleep(0.2)  # frame 0 is inside the slow pose stage now
                 s.server.request_shutdown()  # what SIGTERM does, delivered to the server's loop
-                return await _until_closed(ws)
+                await asyncio.sleep(0.05)
+                ready = await asyncio.to_thread(httpx.get, f"{s.http}/ready")  # routing stops first
+                return await _until_closed(ws), ready
 
-        msgs, code = asyncio.run(run_())
+        (msgs, code), ready = asyncio.run(run_())
+    assert ready.status_code == 503 and "draining" in ready.json()["detail"]
     assert msgs[0]["type"] == "result" and msgs[0]["frame"] == 0  # in-flight frame answered
     assert msgs[-1]["type"] == "bye" and code == 1001
     report("drain on shutdown", in_flight_answered=True, close_code=code)

@@ -11,31 +11,28 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import uvicorn
 
 from service.app import create_app
+from service.engine import Engine
+from service.server import GracefulServer, uvicorn_config
 from service.settings import Settings
 
 
 class LiveServer:
-    def __init__(self, settings: Settings, graceful: bool = False):
-        engine = None
-        if graceful:  # the production server class (SIGTERM drain), with the engine loaded up front
-            from service.engine import Engine
+    """The production server class and configuration (``service.server``) on a loopback socket.
 
-            engine = Engine.load(settings)
-        self.app = create_app(settings, engine)
+    ``engine``: an engine built by the test (e.g. with its own detector); loaded from ``settings`` otherwise.
+    """
+
+    def __init__(self, settings: Settings, engine: Engine | None = None):
+        self.engine = engine or Engine.load(settings)
+        self.app = create_app(settings, self.engine)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
-        cfg = uvicorn.Config(self.app, log_level="warning", ws_per_message_deflate=False, lifespan="on")
-        if engine is not None:
-            from service.server import GracefulServer
-
-            self.server: uvicorn.Server = GracefulServer(cfg, engine)
-        else:
-            self.server = uvicorn.Server(cfg)
+        cfg = uvicorn_config(self.app, settings, log_level="warning", lifespan="on")
+        self.server = GracefulServer(cfg, self.engine, settings.shutdown_grace_s)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
     @property
@@ -60,7 +57,7 @@ class LiveServer:
         self.thread.join(timeout=15)
 
 
-def make_server(graceful: bool = False, **overrides: object) -> LiveServer:
+def settings_for_tests(**overrides: object) -> Settings:
     base = {
         "threads": 1,
         "workers": 2,
@@ -68,7 +65,11 @@ def make_server(graceful: bool = False, **overrides: object) -> LiveServer:
         "max_image_pixels": 3000 * 3000,
         "max_fps": 1000.0,
     }
-    return LiveServer(Settings(**{**base, **overrides}), graceful)
+    return Settings(**{**base, **overrides})
+
+
+def make_server(engine: Engine | None = None, **overrides: object) -> LiveServer:
+    return LiveServer(settings_for_tests(**overrides), engine)
 
 
 @pytest.fixture(scope="session")

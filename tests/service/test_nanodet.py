@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from posecore.oks import box_iou
-from service.detector import HogDetector, YoloOnnxDetector, build_detector
+from service.detector import DetectorConfig, HogDetector, YoloOnnxDetector, build_detector
 from service.nanodet import NanoDetDetector, anchor_grid, decode_distances, input_shape
 from service.settings import DEFAULT_POSE_MODEL, REPO_ROOT, Settings
 
@@ -131,11 +131,11 @@ def test_spec_comes_from_the_model_metadata():
 
 
 def test_auto_picks_by_what_the_file_is(tmp_path, caplog):
-    assert isinstance(build_detector(Settings(threads=1)), NanoDetDetector)  # the shipped default
-    fixed = build_detector(Settings(threads=1, detector_input=416))
+    assert isinstance(build_detector(DetectorConfig.from_settings(Settings(threads=1))), NanoDetDetector)  # the shipped default
+    fixed = build_detector(DetectorConfig.from_settings(Settings(threads=1, detector_input=416)))
     assert isinstance(fixed, NanoDetDetector) and fixed.size == 416
     with caplog.at_level(logging.ERROR, logger="service.detector"):
-        fallback = build_detector(Settings(threads=1, detector_model=str(tmp_path / "missing.onnx")))
+        fallback = build_detector(DetectorConfig.from_settings(Settings(threads=1, detector_model=str(tmp_path / "missing.onnx"))))
     assert isinstance(fallback, HogDetector)
     assert any("HOG" in r.getMessage() and r.levelno == logging.ERROR for r in caplog.records)
 
@@ -153,7 +153,7 @@ def test_an_onnx_without_detector_spec_is_treated_as_yolo(tmp_path):
     )
     path = tmp_path / "user_yolo.onnx"
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(path))
-    assert isinstance(build_detector(Settings(threads=1, detector_model=str(path))), YoloOnnxDetector)
+    assert isinstance(build_detector(DetectorConfig.from_settings(Settings(threads=1, detector_model=str(path)))), YoloOnnxDetector)
 
 
 def test_ready_names_nanodet(server):
@@ -173,3 +173,51 @@ def test_post_pose_returns_every_labelled_person(server, val, data_root):
     assert len(people) >= 2 and len(persons) >= len(people)
     iou = box_iou(np.array([xyxy(a) for a in people], np.float32), np.array([p["box"] for p in persons], np.float32))
     assert (iou.max(1) >= 0.5).all(), iou.round(2).tolist()
+
+
+def test_ultralytics_backend_gives_each_worker_thread_its_own_model(tmp_path):
+    """Ultralytics models are not thread-safe: each worker thread gets its own. (Ultralytics is an
+    optional extra, absent here: the loader is a stand-in that records which thread uses which model
+    and fails if two threads ever share one.)"""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from service.detector import UltralyticsDetector
+
+    weights = tmp_path / "yolo.pt"
+    weights.write_bytes(b"weights")
+
+    class Tensor:  # what .cpu().numpy() needs
+        def __init__(self, a):
+            self.a = a
+
+        def cpu(self):
+            return self
+
+        def numpy(self):
+            return self.a
+
+    class Model:
+        device = "cpu"
+
+        def __init__(self, path):
+            self.owner = None
+
+        def predict(self, image, **kw):
+            me = threading.get_ident()
+            assert self.owner in (None, me), "one model used by two threads"
+            self.owner = me
+            boxes = type("Boxes", (), {"xyxy": Tensor(np.array([[1, 2, 30, 60]], np.float32)),
+                                       "conf": Tensor(np.array([0.9], np.float32))})  # fmt: skip
+            return [type("Result", (), {"boxes": boxes})]
+
+    det = UltralyticsDetector(str(weights), 0.3, load=Model)
+    img = np.zeros((64, 64, 3), np.uint8)
+
+    def call(_):
+        assert len(det(img)) == 1
+        return threading.get_ident()
+
+    with ThreadPoolExecutor(4) as pool:
+        threads = set(pool.map(call, range(64)))
+    assert len(det.models) == len(threads) + 1  # one per worker thread, plus the startup check's

@@ -4,8 +4,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from service.pose import PoseEstimator
-from service.runtime import ModelLoadError, choose_providers, open_session
+from posecore.runtime import ModelLoadError, choose_providers, open_session
+from service.pose import load_pose_model
 from service.settings import DEFAULT_POSE_MODEL
 
 
@@ -34,14 +34,14 @@ def test_model_without_spec_metadata_is_refused(tmp_path):
     path = tmp_path / "plain.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     with pytest.raises(ModelLoadError, match="okpose.spec"):
-        PoseEstimator(path)
+        load_pose_model(path)
 
 
 def test_embedded_model_describes_itself():
-    est = PoseEstimator(DEFAULT_POSE_MODEL)
+    est = load_pose_model(DEFAULT_POSE_MODEL)
     assert est.spec.num_keypoints == 17 and est.spec.keypoint_names[0] == "nose"
     w, h = est.spec.input_wh
-    shape = est.session.get_inputs()[0].shape
+    shape = open_session(DEFAULT_POSE_MODEL).get_inputs()[0].shape
     assert shape[2:] == [h, w] and not isinstance(shape[0], int)  # dynamic batch
 
 
@@ -54,3 +54,16 @@ def test_cli_fails_fast_naming_the_missing_model(tmp_path):
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 1
     assert "missing_student.onnx" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_require_gpu_refuses_to_start_on_cpu(tmp_path):
+    """POSE_REQUIRE_GPU=1 (the GPU compose service sets it): a CPU-only ONNX Runtime is refused at
+    startup with the reason, instead of serving silently on the CPU."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "POSE_REQUIRE_GPU": "1", "POSE_PORT": "1"}
+    r = subprocess.run([sys.executable, "-m", "service"], capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 1
+    assert "POSE_REQUIRE_GPU" in r.stderr and "CPUExecutionProvider" in r.stderr and "Traceback" not in r.stderr

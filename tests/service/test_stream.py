@@ -7,7 +7,9 @@ import threading
 import pytest
 import websockets
 
-from tests.service.conftest import make_server, noise_jpeg
+from service.detector import DetectorConfig, build_detector
+from service.engine import Engine
+from tests.service.conftest import make_server, noise_jpeg, settings_for_tests
 
 
 async def _recv(ws, timeout=30):
@@ -126,20 +128,21 @@ def test_oversized_frame_is_rejected_with_its_id(server, multi_frames):
     assert ok["type"] == "result" and ok["frame"] == 1
 
 
-def test_cpu_work_runs_off_the_event_loop(server, multi_frames):
+def test_cpu_work_runs_off_the_event_loop(multi_frames):
     names = []
-    pipeline = server.app.state.engine.pipeline
-    original = pipeline.process
+    settings = settings_for_tests()
+    real = build_detector(DetectorConfig.from_settings(settings))
 
-    def spy(*a, **k):
-        names.append(threading.current_thread().name)
-        return original(*a, **k)
+    class Spy:
+        name, providers = real.name, real.providers
 
-    pipeline.process = spy
-    try:
+        def __call__(self, image):
+            names.append(threading.current_thread().name)
+            return real(image)
+
+    with make_server(Engine.load(settings, detector=Spy())) as server:
+        names.clear()  # the warm-up ran on the loading thread
         asyncio.run(_run_lockstep(server.ws, multi_frames[:2]))
-    finally:
-        pipeline.process = original
     assert names and all(n.startswith("pose") for n in names)
 
 
@@ -187,3 +190,144 @@ def test_frame_rate_limit_drops_and_reports(multi_frames):
         seen, dropped = asyncio.run(run())
         # at 2 fps a burst of 5 gets at most 2 starts; the limit drops stale frames, never the latest
         assert seen | dropped == set(range(5)) and 4 in seen and len(seen) <= 2 and len(dropped) >= 3
+
+
+async def _persons_per_frame(url, frames, interval, **config):
+    """Lockstep over ``frames`` with the given detector interval: every result message."""
+    out = []
+    async with websockets.connect(url, max_size=None) as ws:
+        await _hello(ws)
+        await ws.send(json.dumps({"type": "config", "detect_interval": interval, **config}))
+        assert (await _recv(ws))["type"] == "config_ack"
+        for f in frames:
+            await ws.send(f)
+            m = await _recv(ws)
+            assert m["type"] == "result", m
+            out.append(m)
+    return out
+
+
+def _grey_jpeg(like: bytes) -> bytes:
+    import cv2
+    import numpy as np
+
+    h, w = cv2.imdecode(np.frombuffer(like, np.uint8), cv2.IMREAD_COLOR).shape[:2]
+    return cv2.imencode(".jpg", np.full((h, w, 3), 128, np.uint8))[1].tobytes()
+
+
+def test_one_detector_miss_blanks_one_frame_not_k(server, multi_frames):
+    """Interval 3; frame 6 (a detector frame) is grey: the detector finds nobody there. The next frame
+    has no tracks seen since that run, so the detector runs again at once and the people are back
+    (with their ids: the tracks outlive one miss)."""
+    frames = multi_frames[:12]
+    frames[6] = _grey_jpeg(frames[6])
+    msgs = asyncio.run(_persons_per_frame(server.ws, frames, 3))
+    counts = [len(m["persons"]) for m in msgs]
+    assert counts[5] >= 2 and counts[6] == 0
+    assert counts[7] == counts[5] and msgs[7]["detector_ran"]
+    ids = lambda m: sorted(p["track_id"] for p in m["persons"])  # noqa: E731
+    assert ids(msgs[7]) == ids(msgs[5])
+
+
+def test_a_person_entering_on_a_skip_frame_is_found_within_k_frames(server, multi_frames):
+    """One of the people is painted out of frames 0-9 and 'enters' on frame 10 (not a detector frame
+    at interval 4): found by frame 12, the next detector run."""
+    import cv2
+    import numpy as np
+
+    first = asyncio.run(_persons_per_frame(server.ws, multi_frames[:1], 1))[0]["persons"]
+    assert len(first) >= 2
+    x1, y1, x2, y2 = (int(v) for v in max(first, key=lambda p: p["box"][0])["box"])
+    frames = []
+    for i, f in enumerate(multi_frames[:16]):
+        img = cv2.imdecode(np.frombuffer(f, np.uint8), cv2.IMREAD_COLOR)
+        if i < 10:
+            img[max(0, y1 - 20) : y2 + 20, max(0, x1 - 20) : x2 + 20] = 128
+        frames.append(cv2.imencode(".jpg", img)[1].tobytes())
+    counts = [len(m["persons"]) for m in asyncio.run(_persons_per_frame(server.ws, frames, 4))]
+    assert counts[9] == len(first) - 1
+    assert counts[12] == len(first)
+
+
+def test_box_means_the_same_on_every_frame(server, multi_frames):
+    """A person's box on frames where the stream follows its tracks is the detector-style box, not a
+    keypoint box: it overlaps the box the detector gives on that same frame, and a person's box
+    width does not jump between detector and skip frames."""
+    import numpy as np
+
+    from posecore.oks import box_iou
+
+    every = asyncio.run(_persons_per_frame(server.ws, multi_frames[:24], 1))
+    skipping = asyncio.run(_persons_per_frame(server.ws, multi_frames[:24], 3))
+    ious, jumps = [], []
+    for a, b in zip(every, skipping, strict=True):
+        if b["detector_ran"] or not a["persons"] or not b["persons"]:
+            continue
+        iou = box_iou(np.array([p["box"] for p in b["persons"]]), np.array([p["box"] for p in a["persons"]]))
+        ious.extend(iou.max(axis=1).tolist())
+    widths: dict[int, list[float]] = {}
+    for m in skipping:
+        for p in m["persons"]:
+            widths.setdefault(p["track_id"], []).append(p["box"][2] - p["box"][0])
+    for w in widths.values():
+        jumps.extend((np.abs(np.diff(w)) / np.asarray(w[:-1])).tolist())
+    assert len(ious) >= 20
+    assert np.median(ious) > 0.85 and np.percentile(jumps, 90) < 0.12, (np.median(ious), np.percentile(jumps, 90))
+
+
+def test_frames_above_16_mib_get_an_answer_when_the_limit_allows_them(multi_frames):
+    """POSE_MAX_IMAGE_BYTES above uvicorn's default 16 MiB message limit: a 17 MiB frame is read and
+    answered with its id (here: not an image), one over the image limit gets the limit error with its
+    id, and the stream goes on."""
+    limit = 20 * 1024 * 1024
+    with make_server(max_image_bytes=limit) as s:
+        async def run():
+            async with websockets.connect(s.ws, max_size=None) as ws:
+                await _hello(ws)
+                await ws.send(b"\x00" * (17 * 1024 * 1024))  # frame 0
+                a = await _recv(ws, 60)
+                await ws.send(b"\x00" * (limit + 1024))  # frame 1
+                b = await _recv(ws, 60)
+                await ws.send(multi_frames[0])  # frame 2
+                return a, b, await _recv(ws, 60)
+
+        a, b, c = asyncio.run(run())
+    assert a["type"] == "error" and a["frame"] == 0 and "not a JPEG or PNG" in a["error"]
+    assert b["type"] == "error" and b["frame"] == 1 and "limit" in b["error"]
+    assert c["type"] == "result" and c["frame"] == 2
+
+
+def test_config_applies_to_frames_received_after_it(server, multi_frames):
+    """Each frame is processed with the options current when it arrived: a config sent right after a
+    frame (while that frame is in flight) changes the next frame, not the one being processed."""
+
+    async def run():
+        async with websockets.connect(server.ws, max_size=None) as ws:
+            await _hello(ws)
+            await ws.send(multi_frames[0])
+            await ws.send(json.dumps({"type": "config", "max_persons": 1}))
+            msgs = [await _recv(ws), await _recv(ws)]
+            await ws.send(multi_frames[1])
+            msgs.append(await _recv(ws))
+            return msgs
+
+    msgs = asyncio.run(run())
+    by_type = {m["type"]: m for m in msgs[:2]}
+    assert len(by_type["result"]["persons"]) >= 2 and by_type["result"]["frame"] == 0
+    assert by_type["config_ack"]["config"]["max_persons"] == 1
+    assert len(msgs[2]["persons"]) == 1 and msgs[2]["frame"] == 1
+
+
+def test_options_are_immutable():
+    from pydantic import ValidationError
+
+    from service.options import Options, OptionsUpdate
+    from service.settings import Settings
+
+    opts = Options.from_settings(Settings())
+    with pytest.raises(ValidationError):
+        opts.max_persons = 3  # type: ignore[misc]
+    new = opts.updated(OptionsUpdate(max_persons=3))
+    assert (opts.max_persons, new.max_persons) == (Settings().max_persons, 3)
+    with pytest.raises(ValidationError):
+        OptionsUpdate(max_persons=0)

@@ -32,3 +32,16 @@ def test_shipped_student_ap_on_held_out_subset(data_root):
     kps = predict_records(predict, records, spec, flip_test=True)["onnx"]
     ap = coco_ap(str(ann), records, kps)["AP"]
     assert ap >= card["ci_subset"]["AP"] - MARGIN, f"AP {ap:.3f} < card {card['ci_subset']['AP']:.3f} - {MARGIN}"
+
+
+def test_served_configuration_keeps_its_accuracy(data_root):
+    """What users get: the service's frame path with its defaults (NanoDet boxes, no flip, default
+    thresholds) on the CI subset's images, against the card's figure for the same configuration."""
+    from trainer.peers import evaluate_served
+
+    card = json.loads(CARD.read_text())["served_ci_subset"]
+    ann = data_root / "annotations" / "person_keypoints_val.json"
+    records = load_coco(ann, data_root / "images")[:CI_SUBSET]
+    res = evaluate_served(DEFAULT_POSE_MODEL, ann, data_root / "images", {r.image_id for r in records})
+    assert res["images"] == card["images"]
+    assert res["AP"] >= card["AP"] - MARGIN, f"served AP {res['AP']:.3f} < card {card['AP']:.3f} - {MARGIN}"

@@ -1,15 +1,21 @@
-"""ONNX Runtime sessions: provider choice (TensorRT/CUDA when present, CPU otherwise) and threads."""
+"""The one place ONNX Runtime sessions are opened (service, evaluation, labelling, export checks).
+
+onnxruntime is imported lazily so ``posecore`` stays importable with numpy and OpenCV alone.
+"""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import onnxruntime as ort
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
-log = logging.getLogger("service.runtime")
+log = logging.getLogger("posecore.runtime")
 
 PREFERRED = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 
 
 class ModelLoadError(RuntimeError):
@@ -23,7 +29,11 @@ def _tensorrt_libs_present() -> bool:
     return ctypes.util.find_library("nvinfer") is not None
 
 
-def choose_providers(setting: str) -> list[str]:
+def choose_providers(setting: str = "auto") -> list[str]:
+    """``auto``: TensorRT (when its libraries are installed), CUDA, CPU, whichever are present;
+    otherwise a comma list that must all be available."""
+    import onnxruntime as ort
+
     available = ort.get_available_providers()
     if setting == "auto":
         usable = [p for p in PREFERRED if p in available]
@@ -37,7 +47,15 @@ def choose_providers(setting: str) -> list[str]:
     return wanted
 
 
-def open_session(path: str | Path, providers: str = "auto", threads: int = 0) -> ort.InferenceSession:
+def open_session(path: str | Path, providers: str = "cpu", threads: int = 0) -> ort.InferenceSession:
+    """An optimised session for ``path``; ``providers`` is ``cpu``, ``auto`` or a comma list.
+
+    threads: intra-op threads (0 = ONNX Runtime's default). Idle workers never spin-wait: the detector
+    and pose sessions alternate on the same cores, and spinning workers of one steal the CPU the other
+    needs (measured: 2-3x slower stages).
+    """
+    import onnxruntime as ort
+
     p = Path(path)
     if not p.is_file():
         raise ModelLoadError(f"model file not found: {p}")
@@ -47,14 +65,16 @@ def open_session(path: str | Path, providers: str = "auto", threads: int = 0) ->
     if threads:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
-    # the detector and pose sessions alternate on the same cores: idle ORT workers that spin-wait
-    # after each run steal the CPU the other session needs (measured: 2-3x slower stages)
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    chosen = ["CPUExecutionProvider"] if providers == "cpu" else choose_providers(providers)
     try:
-        sess = ort.InferenceSession(str(p), opts, providers=choose_providers(providers))
-    except ModelLoadError:
-        raise
+        sess = ort.InferenceSession(str(p), opts, providers=chosen)
     except Exception as e:  # noqa: BLE001 - ORT raises several unrelated types for a bad file
         raise ModelLoadError(f"cannot load model {p}: {e}") from e
     log.info("loaded %s with providers %s", p.name, sess.get_providers())
     return sess
+
+
+def metadata(path: str | Path) -> dict[str, str]:
+    """The model's custom metadata (its spec lives there)."""
+    return dict(open_session(path).get_modelmeta().custom_metadata_map)
