@@ -51,7 +51,9 @@ class Poses:
 
     def __post_init__(self) -> None:
         kp = np.asarray(self.keypoints, dtype=np.float32)
-        k = kp.shape[1] if kp.ndim == 3 else 17
+        if kp.ndim != 3:
+            raise ValueError(f"keypoints must have shape (N, K, 3), got {kp.shape}")
+        k = kp.shape[1]
         object.__setattr__(self, "keypoints", _as(kp, np.float32, (k, 3), "keypoints"))
         object.__setattr__(self, "boxes", _as(self.boxes, np.float32, (4,), "boxes"))
         object.__setattr__(self, "scores", _as(self.scores, np.float32, (), "scores"))
@@ -68,7 +70,7 @@ class Poses:
         return Poses(self.keypoints[idx], self.boxes[idx], self.scores[idx])
 
     @classmethod
-    def empty(cls, num_keypoints: int = 17) -> Poses:
+    def empty(cls, num_keypoints: int) -> Poses:
         return cls(
             np.zeros((0, num_keypoints, 3), np.float32),
             np.zeros((0, 4), np.float32),

@@ -21,6 +21,7 @@ import numpy.typing as npt
 
 from posecore.geometry import clip_boxes
 from posecore.runtime import GPU_PROVIDERS, ModelLoadError
+from posecore.skeleton import skeleton_for
 from posecore.topdown import TopDown, person_score
 from posecore.types import Detections, Poses
 from service.detector import Detector, DetectorConfig, build_detector
@@ -93,6 +94,12 @@ class Engine:
         tracker: TrackerConfig | None = None,
     ):
         self.detector, self.pose, self.tracker_config = detector, pose, tracker or TrackerConfig()
+        try:
+            self.sigmas = skeleton_for(pose.spec.keypoint_names).sigmas
+        except ValueError:
+            self.sigmas = (0.07,) * pose.spec.num_keypoints
+            log.warning("keypoint schema of %s is not a known one: pose NMS uses OKS sigma 0.07 for every "
+                        "keypoint", pose.spec.name)  # fmt: skip
         self.defaults = Options.from_settings(settings)
         self.max_image_bytes, self.max_image_pixels = settings.max_image_bytes, settings.max_image_pixels
         self.metrics = Metrics()
@@ -130,7 +137,7 @@ class Engine:
         return self.pose.providers
 
     def new_stream(self) -> StreamState:
-        return StreamState(PoseFlowTracker(self.tracker_config))
+        return StreamState(PoseFlowTracker(self.tracker_config, self.sigmas))
 
     def warmup(self) -> None:
         img = np.zeros((240, 320, 3), np.uint8)

@@ -67,8 +67,10 @@ async def stream(ws: WebSocket) -> None:
             exc = t.exception()
             if isinstance(exc, SlowConsumer):
                 log.warning("closing stream from %s: %s", client, exc)
-                with contextlib.suppress(Exception):  # the close frame may not get through a full buffer
-                    await asyncio.wait_for(ws.close(CLOSE_POLICY, "client stopped reading its results"), 2.0)
+                # the close frame waits behind the unread results (a peer that never reads again is
+                # ended by the websocket keepalive: ws_ping_interval + ws_ping_timeout)
+                with contextlib.suppress(Exception):
+                    await ws.close(CLOSE_POLICY, "client stopped reading its results")
             elif exc is not None and not isinstance(exc, WebSocketDisconnect | RuntimeError):
                 log.error("stream from %s failed: %r", client, exc)
     except (WebSocketDisconnect, SlowConsumer):

@@ -73,7 +73,7 @@ class StreamSession:
         (its frames were already being dropped, so nothing piles up meanwhile)."""
         async with self.send_lock:
             try:
-                await asyncio.wait_for(self.ws.send_text(msg.model_dump_json()), self.send_timeout_s)
+                await asyncio.wait_for(self.ws.send_text(msg.model_dump_json(exclude_none=True)), self.send_timeout_s)
             except asyncio.TimeoutError as e:
                 self.engine.metrics.errors.labels("slow_consumer").inc()
                 raise SlowConsumer(f"client did not read for {self.send_timeout_s} s") from e

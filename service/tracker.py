@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from posecore.oks import box_iou, pose_nms
+from posecore.skeleton import COCO_SIGMAS
 from posecore.types import Poses, TrackedPoses
 from service.matching import assign, association_scores
 from service.motion import cap_speed, keypoint_shift, one_euro_step
@@ -61,8 +62,9 @@ class Track:
 class PoseFlowTracker:
     """Online pose tracker with its own ID counter (one per stream; IDs start at 1)."""
 
-    def __init__(self, config: TrackerConfig | None = None):
-        self.cfg = config or TrackerConfig()
+    def __init__(self, config: TrackerConfig | None = None, sigmas: tuple[float, ...] = COCO_SIGMAS):
+        """sigmas: the keypoint schema's OKS sigmas (pose-flow NMS)."""
+        self.cfg, self.sigmas = config or TrackerConfig(), sigmas
         self.reset()
 
     def reset(self) -> None:
@@ -109,7 +111,7 @@ class PoseFlowTracker:
             np.fill_diagonal(iou, 0.0)
             if iou.max() > 0.3:
                 wh = np.maximum(poses.boxes[:, 2:] - poses.boxes[:, :2], 1.0)
-                keep = np.sort(pose_nms(poses.keypoints, poses.scores, wh[:, 0] * wh[:, 1], c.nms_oks))
+                keep = np.sort(pose_nms(poses.keypoints, poses.scores, wh[:, 0] * wh[:, 1], c.nms_oks, self.sigmas))
                 poses, dets = poses.subset(keep), dets[keep]
         kps = poses.keypoints.astype(np.float64)
         boxes = poses.boxes.astype(np.float64)

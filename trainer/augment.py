@@ -12,10 +12,7 @@ import cv2
 import numpy as np
 
 from posecore.geometry import affine_matrix, apply_affine, box_to_center_size
-from posecore.skeleton import COCO_LIMBS
-
-UPPER_BODY = tuple(range(0, 11))
-LOWER_BODY = tuple(range(11, 17))
+from posecore.skeleton import COCO17, Skeleton
 
 
 @dataclass
@@ -40,13 +37,14 @@ class AugmentConfig:
 
 
 def sample_region(
-    rng: np.random.Generator, box_xyxy: np.ndarray, kps: np.ndarray, cfg: AugmentConfig, aspect: float, padding: float
-) -> tuple[np.ndarray, np.ndarray, float]:
+    rng: np.random.Generator, box_xyxy: np.ndarray, kps: np.ndarray, cfg: AugmentConfig, aspect: float, padding: float,
+    skeleton: Skeleton = COCO17,
+) -> tuple[np.ndarray, np.ndarray, float]:  # fmt: skip
     """Random centre (2,), size (2,), rotation for one person (box jitter, scale, half body)."""
     box = np.asarray(box_xyxy, dtype=np.float64)
     vis = kps[:, 2] > 0
     if cfg.enabled and rng.random() < cfg.half_body_prob and vis.sum() > 6:
-        part = UPPER_BODY if rng.random() < 0.5 else LOWER_BODY
+        part = skeleton.upper_body if rng.random() < 0.5 else skeleton.lower_body
         sel = vis & np.isin(np.arange(len(kps)), part)
         if sel.sum() >= 2:
             pts = kps[sel, :2]
@@ -66,19 +64,21 @@ def sample_region(
     return center, size, rot
 
 
-def person_mask(shape_hw: tuple[int, int], kps: np.ndarray, thickness: float) -> np.ndarray:
+def person_mask(
+    shape_hw: tuple[int, int], kps: np.ndarray, thickness: float, skeleton: Skeleton = COCO17
+) -> np.ndarray:
     """Rough soft silhouette (H, W) float32 from thick limbs and a head disc (no segmentation labels)."""
     mask = np.zeros(shape_hw, np.uint8)
     t = max(2, int(thickness))
     pts = kps[:, :2].astype(np.int32)
     vis = kps[:, 2] > 0
-    for a, b in COCO_LIMBS:
+    for a, b in skeleton.limbs:
         if vis[a] and vis[b]:
             cv2.line(mask, tuple(pts[a]), tuple(pts[b]), 255, t)
-    torso = [i for i in (5, 6, 12, 11) if vis[i]]
+    torso = [i for i in skeleton.torso if vis[i]]
     if len(torso) >= 3:
         cv2.fillConvexPoly(mask, pts[torso], 255)
-    head = [i for i in range(5) if vis[i]]
+    head = [i for i in skeleton.head if vis[i]]
     if head:
         c = pts[head].mean(0).astype(int)
         cv2.circle(mask, (int(c[0]), int(c[1])), int(t * 1.2), 255, -1)
@@ -145,12 +145,12 @@ def augment_sample(
     cfg: AugmentConfig,
     input_wh: tuple[int, int],
     padding: float,
-    flip_perm: np.ndarray,
+    skeleton: Skeleton,
     other_image: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Crop one person with random geometry/photometry. Returns (crop, keypoints in crop px, matrix)."""
     w, h = input_wh
-    center, size, rot = sample_region(rng, box_xyxy, kps, cfg, w / h, padding)
+    center, size, rot = sample_region(rng, box_xyxy, kps, cfg, w / h, padding, skeleton)
     mat = affine_matrix(center, size, input_wh, rot)
     crop = cv2.warpAffine(image, mat, (w, h), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0))
     out_kps = kps.astype(np.float64).copy()
@@ -159,7 +159,7 @@ def augment_sample(
     if not cfg.enabled:
         return crop, out_kps, mat
     if rng.random() < cfg.background_prob:
-        m = person_mask((h, w), out_kps, thickness=0.09 * h)[..., None]
+        m = person_mask((h, w), out_kps, 0.09 * h, skeleton)[..., None]
         if other_image is not None and rng.random() < 0.5:
             oh, ow = other_image.shape[:2]
             bw = max(8, int(ow * rng.uniform(0.3, 1.0)))
@@ -173,7 +173,7 @@ def augment_sample(
         crop = (crop * m + bg * (1 - m)).astype(np.uint8)
     if cfg.flip and rng.random() < 0.5:
         crop = np.ascontiguousarray(crop[:, ::-1])
-        out_kps = out_kps[flip_perm]
+        out_kps = out_kps[skeleton.flip_index()]
         out_kps[:, 0] = np.where(out_kps[:, 2] > 0, w - 1 - out_kps[:, 0], 0)
         flip = np.array([[-1.0, 0.0, w - 1.0], [0.0, 1.0, 0.0]])
         mat = flip @ np.vstack([mat, [0, 0, 1]])

@@ -13,12 +13,10 @@ import torch
 from torch.utils.data import Dataset
 
 from posecore.heatmaps import encode_gaussian
-from posecore.skeleton import COCO_FLIP_PAIRS, flip_index
+from posecore.skeleton import skeleton_for
 from posecore.spec import ModelSpec
 from posecore.topdown import normalize_crops
 from trainer.augment import AugmentConfig, augment_sample
-
-MPII_FLIP_PAIRS = ((0, 5), (1, 4), (2, 3), (10, 15), (11, 14), (12, 13))
 
 
 @dataclass(frozen=True)
@@ -127,7 +125,7 @@ class TopDownDataset(Dataset):
             seed,
             train,
         )
-        self.flip_perm = flip_index(spec.num_keypoints, spec.flip_pairs)
+        self.skeleton = skeleton_for(spec.keypoint_names)
         self.cache = ImageCache()
         self.epoch = 0
         self.image_paths = sorted({r.image_path for r in records})
@@ -151,7 +149,7 @@ class TopDownDataset(Dataset):
         aug = self.aug if self.train else AugmentConfig(enabled=False)
         crop, kps, _ = augment_sample(
             rng, img, np.asarray(rec.box_xyxy), rec.keypoints, aug, self.spec.input_wh, self.spec.padding,
-            self.flip_perm, other,
+            self.skeleton, other,
         )  # fmt: skip
         target, weights = encode_gaussian(kps, self.spec.heatmap_wh, self.spec.heatmap_stride, self.sigma)
         x = normalize_crops(crop[None], self.spec)[0]
@@ -159,4 +157,4 @@ class TopDownDataset(Dataset):
 
 
 def default_flip_pairs(num_keypoints: int) -> tuple[tuple[int, int], ...]:
-    return MPII_FLIP_PAIRS if num_keypoints == 16 else COCO_FLIP_PAIRS
+    return skeleton_for(num_keypoints).flip_pairs

@@ -16,10 +16,11 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
+from posecore.skeleton import skeleton_for
 from posecore.spec import ModelSpec
 from trainer.checkpoint import load_checkpoint, save_checkpoint
 from trainer.config import ExperimentConfig, OptimConfig, to_dict
-from trainer.data import TopDownDataset, default_flip_pairs, load_coco, load_mpii
+from trainer.data import TopDownDataset, load_coco, load_mpii
 from trainer.evaluate import evaluate
 from trainer.losses import okdhp_loss
 from trainer.network import OKDHPNet
@@ -37,8 +38,8 @@ def lr_at(step: int, total_steps: int, cfg: OptimConfig) -> float:
 
 
 def spec_from_config(cfg: ExperimentConfig, version: str = "dev") -> ModelSpec:
-    k = cfg.model.num_keypoints
-    kwargs: dict[str, object] = {} if k == 17 else {"keypoint_names": tuple(f"joint{i}" for i in range(k)), "limbs": ()}
+    sk = skeleton_for(cfg.model.num_keypoints)
+    kwargs: dict[str, object] = {"keypoint_names": sk.keypoints, "limbs": sk.limbs, "flip_pairs": sk.flip_pairs}
     if cfg.model.arch == "nanodet":  # the pretrained stages expect the detector's own normalisation
         from trainer.pretrained import NANODET_MEAN, NANODET_STD
 
@@ -49,7 +50,6 @@ def spec_from_config(cfg: ExperimentConfig, version: str = "dev") -> ModelSpec:
         input_wh=(cfg.data.input_wh[0], cfg.data.input_wh[1]),
         heatmap_stride=cfg.data.stride,
         padding=cfg.data.padding,
-        flip_pairs=default_flip_pairs(k),
         **kwargs,  # type: ignore[arg-type]
     )
 

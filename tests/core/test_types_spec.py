@@ -33,7 +33,7 @@ def test_spec_missing_metadata_is_clear():
 
 
 def test_result_objects_check_shapes():
-    assert len(Detections.empty()) == 0 and len(Poses.empty()) == 0
+    assert len(Detections.empty()) == 0 and len(Poses.empty(17)) == 0
     with pytest.raises(ValueError):
         Detections(np.zeros((2, 4)), np.zeros(3))
     with pytest.raises(ValueError):

@@ -44,7 +44,7 @@ def person(x, y, w=80, h=200, arms_up=False, noise=0.0, rng=None):
 
 def frame(*people):
     if not people:
-        return Poses.empty()
+        return Poses.empty(17)
     kps, boxes = zip(*people, strict=True)
     return Poses(np.stack(kps), np.stack(boxes), np.full(len(people), 0.9))
 
