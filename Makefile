@@ -28,7 +28,7 @@ serve: $(SERVE_VENV)/.stamp
 
 lint: $(DEV_VENV)/.stamp
 	$(DEV_VENV)/bin/ruff check .
-	$(DEV_VENV)/bin/ruff format --check posecore service
+	$(DEV_VENV)/bin/ruff format --check .
 
 typecheck: $(DEV_VENV)/.stamp
 	$(DEV_VENV)/bin/mypy

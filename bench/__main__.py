@@ -51,9 +51,17 @@ def main(argv: list[str] | None = None) -> int:
     det_path = None if a.no_yolo else yolo_onnx("detect", 320)
     pose_paths = {} if a.no_yolo else {s: yolo_onnx("pose", s) for s in (320, 640)}
     pose, default_pipe, fast = ip.build(settings, det_path)
-    res: dict = {"machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "threads": a.threads,
-                             "python": platform.python_version()},
-                 "frames": len(frames), "frame_size": list(frames[0].image.shape[1::-1]), "quick": a.quick}  # fmt: skip
+    res: dict = {
+        "machine": {
+            "cpu": cpu_model(),
+            "cores": os.cpu_count(),
+            "threads": a.threads,
+            "python": platform.python_version(),
+        },
+        "frames": len(frames),
+        "frame_size": list(frames[0].image.shape[1::-1]),
+        "quick": a.quick,
+    }
 
     # 1. per-stage latency in process: the shipped default (NanoDet), then the YOLO-timing proxy
     runs = {}
@@ -88,8 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     server = st.Server("default", det_path, per_clip)
     try:
         lat = asyncio.run(st.lockstep(server.url, frames, a.interval))
-        res["websocket_one_stream"] = {"p50": ip.pct(lat, 50), "p95": ip.pct(lat, 95),
-                                       "fps": 1000 / float(np.mean(lat))}  # fmt: skip
+        res["websocket_one_stream"] = {
+            "p50": ip.pct(lat, 50),
+            "p95": ip.pct(lat, 95),
+            "fps": 1000 / float(np.mean(lat)),
+        }
         seconds = 3 if a.quick else 10
         res["concurrency"] = [st.concurrent(server, frames, n, 30, seconds, a.interval) for n in (1, 2, 4, 8)]
         res["detector_in_service"] = default_pipe.detector.name
@@ -106,43 +117,67 @@ def main(argv: list[str] | None = None) -> int:
 
 def render(r: dict, a: argparse.Namespace) -> str:
     m = r["machine"]
-    out = [f"Measured {time.strftime('%Y-%m-%d')} on {m['cpu']} ({m['cores']} cores), ONNX Runtime {m['threads']} threads, "
-           f"{r['frames']} frames of the realpose-lab multi-person clips at {r['frame_size'][0]}x{r['frame_size'][1]}. "
-           f"Command: `python -m bench{' --quick' if a.quick else ''}`.", "",
-           "| in-process, ms per frame (p50 / p95) | decode | detect | crop | pose | decode hm | track | serialize | total | persons |",
-           "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    out = [
+        f"Measured {time.strftime('%Y-%m-%d')} on {m['cpu']} ({m['cores']} cores), ONNX Runtime {m['threads']} threads, "
+        f"{r['frames']} frames of the realpose-lab multi-person clips at {r['frame_size'][0]}x{r['frame_size'][1]}. "
+        f"Command: `python -m bench{' --quick' if a.quick else ''}`.",
+        "",
+        "| in-process, ms per frame (p50 / p95) | decode | detect | crop | pose | decode hm | track | serialize | total | persons |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for name, s in r["stages"].items():
-        cells = " | ".join(f"{s[k]['p50']:.2f} / {s[k]['p95']:.2f}" for k in
-                           ("decode", "detect", "crop", "pose", "decode_heatmaps", "track", "serialize", "total"))  # fmt: skip
+        cells = " | ".join(
+            f"{s[k]['p50']:.2f} / {s[k]['p95']:.2f}"
+            for k in ("decode", "detect", "crop", "pose", "decode_heatmaps", "track", "serialize", "total")
+        )
         out.append(f"| {name} | {cells} | {s['persons']['p50']:.0f} (max {s['persons']['max']:.0f}) |")
     out += ["", "| comparison | value |", "|---|---|"]
     stages = r["stages"]
     fast_k = next((v for k, v in stages.items() if "NanoDet" in k and "frames" in k), None)
     fast_1 = stages.get("ours, NanoDet (default) every frame")
     for size, y in r["yolo_pose"].items():
-        out.append(f"| YOLO11n-pose {size} (ONNX, decode + letterbox + NMS), ms p50 / p95 | {y['p50']:.1f} / {y['p95']:.1f} |")
+        out.append(
+            f"| YOLO11n-pose {size} (ONNX, decode + letterbox + NMS), ms p50 / p95 | {y['p50']:.1f} / {y['p95']:.1f} |"
+        )
         if fast_k:
-            out.append(f"| fps ratio ours (det every {a.interval}) / YOLO11n-pose {size} | "
-                       f"{y['p50'] / fast_k['total']['p50']:.2f}x |")  # fmt: skip
+            out.append(
+                f"| fps ratio ours (det every {a.interval}) / YOLO11n-pose {size} | "
+                f"{y['p50'] / fast_k['total']['p50']:.2f}x |"
+            )
     t = r["tracker_10_people"]
-    out.append(f"| tracker, 10 people, ms p50 / p95: PoseFlow vs box-IoU | {t['poseflow_ms_p50']:.3f} / "
-               f"{t['poseflow_ms_p95']:.3f} vs {t['iou_ms_p50']:.3f} / {t['iou_ms_p95']:.3f} |")  # fmt: skip
+    out.append(
+        f"| tracker, 10 people, ms p50 / p95: PoseFlow vs box-IoU | {t['poseflow_ms_p50']:.3f} / "
+        f"{t['poseflow_ms_p95']:.3f} vs {t['iou_ms_p50']:.3f} / {t['iou_ms_p95']:.3f} |"
+    )
     out.append(f"| heatmap decode (DARK) + inverse affine, 3 people, ms p50 | {r['decode_3_people_ms_p50']:.3f} |")
     b = r["batching"]
-    out.append(f"| pose stage, batched vs one call per person (p50 ms) | {b['batched_ms_p50']:.2f} vs "
-               f"{b['per_person_ms_p50']:.2f} ({b['speedup']:.2f}x) |")  # fmt: skip
+    out.append(
+        f"| pose stage, batched vs one call per person (p50 ms) | {b['batched_ms_p50']:.2f} vs "
+        f"{b['per_person_ms_p50']:.2f} ({b['speedup']:.2f}x) |"
+    )
     if fast_k and fast_1:
-        out.append(f"| detector every {a.interval} frames / every frame, total p50 | {fast_k['total']['p50']:.2f} / "
-                   f"{fast_1['total']['p50']:.2f} ms ({fast_1['total']['p50'] / fast_k['total']['p50']:.2f}x) |")  # fmt: skip
-        out.append(f"| accuracy cost of skipping: OKS AP vs every-frame poses | {r['interval_oks_ap_vs_every_frame']:.3f} |")
+        out.append(
+            f"| detector every {a.interval} frames / every frame, total p50 | {fast_k['total']['p50']:.2f} / "
+            f"{fast_1['total']['p50']:.2f} ms ({fast_1['total']['p50'] / fast_k['total']['p50']:.2f}x) |"
+        )
+        out.append(
+            f"| accuracy cost of skipping: OKS AP vs every-frame poses | {r['interval_oks_ap_vs_every_frame']:.3f} |"
+        )
     w = r["websocket_one_stream"]
-    out.append(f"| one stream over websocket ({r['detector_in_service']}), lockstep e2e p50 / p95 | "
-               f"{w['p50']:.1f} / {w['p95']:.1f} ms ({w['fps']:.1f} fps) |")  # fmt: skip
-    out += ["", "| concurrent streams (sender paced at 30 fps) | sent fps/stream | answered fps/stream (min) | p95 ms | dropped | CPU % | RSS MB start → end |",
-            "|---|---|---|---|---|---|---|"]  # fmt: skip
+    out.append(
+        f"| one stream over websocket ({r['detector_in_service']}), lockstep e2e p50 / p95 | "
+        f"{w['p50']:.1f} / {w['p95']:.1f} ms ({w['fps']:.1f} fps) |"
+    )
+    out += [
+        "",
+        "| concurrent streams (sender paced at 30 fps) | sent fps/stream | answered fps/stream (min) | p95 ms | dropped | CPU % | RSS MB start → end |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for c in r["concurrency"]:
-        out.append(f"| {c['streams']} | {c.get('sent_fps_per_stream', float('nan')):.1f} | {c['fps_per_stream']:.1f} ({c['min_fps_stream']:.1f}) | {c['p95_ms']:.0f} | "
-                   f"{100 * c['drop_rate']:.0f} % | {c['cpu_pct']:.0f} | {c['rss_mb_start']:.0f} → {c['rss_mb_end']:.0f} |")  # fmt: skip
+        out.append(
+            f"| {c['streams']} | {c.get('sent_fps_per_stream', float('nan')):.1f} | {c['fps_per_stream']:.1f} ({c['min_fps_stream']:.1f}) | {c['p95_ms']:.0f} | "
+            f"{100 * c['drop_rate']:.0f} % | {c['cpu_pct']:.0f} | {c['rss_mb_start']:.0f} → {c['rss_mb_end']:.0f} |"
+        )
     return "\n".join(out) + "\n"
 
 

@@ -57,8 +57,13 @@ def yolo_onnx(kind: str, imgsz: int) -> Path | None:
     if py is None:
         return None
     yaml = "yolo11n.yaml" if kind == "detect" else "yolo11n-pose.yaml"
-    r = subprocess.run([str(py), "-c", EXPORT, yaml, str(imgsz), str(out)], capture_output=True, text=True,
-                       cwd=CACHE, env={"YOLO_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HOME": str(CACHE)})  # fmt: skip
+    r = subprocess.run(
+        [str(py), "-c", EXPORT, yaml, str(imgsz), str(out)],
+        capture_output=True,
+        text=True,
+        cwd=CACHE,
+        env={"YOLO_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HOME": str(CACHE)},
+    )
     if r.returncode != 0 or not out.exists():
         log.warning("export of %s failed: %s", yaml, r.stderr[-2000:])
         return None

@@ -34,7 +34,10 @@ MODELS = ROOT / "models"
 AP_SCORE_FLOOR = 0.05
 # ../shared/README.md: "in pose2sim_multi_cam03 frames ~40-95 the subject seen from behind, overlapping
 # the avatar, is often unlabelled" -> a detector that finds him is charged a false positive there
-LABEL_GAP = ("pose2sim_multi_cam03.mp4", range(40, 96))  # AP needs the low-score tail; recall/precision use the operating threshold
+LABEL_GAP = (
+    "pose2sim_multi_cam03.mp4",
+    range(40, 96),
+)  # AP needs the low-score tail; recall/precision use the operating threshold
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,9 @@ class Variant:
 
 def variants(threads: int, score: float) -> list[Variant]:
     def nano(file: str, size: int) -> Callable[[float], Callable[[np.ndarray], Detections]]:
-        return lambda s: NanoDetDetector(MODELS / file, s, input_size=size, providers="CPUExecutionProvider", threads=threads)
+        return lambda s: NanoDetDetector(
+            MODELS / file, s, input_size=size, providers="CPUExecutionProvider", threads=threads
+        )
 
     out = [
         Variant("NanoDet int8 @320 (default)", nano("nanodet-coco-int8.onnx", 320), score),
@@ -137,14 +142,24 @@ def evaluate(v: Variant, gt: dict, images: list[tuple[int, np.ndarray]], hd: lis
     det = v.build(min(AP_SCORE_FLOOR, v.operating_score))
     per_image = {img_id: det(img) for img_id, img in images}
     coco_dets = [
-        {"image_id": i, "category_id": 1, "bbox": [float(x1), float(y1), float(x2 - x1), float(y2 - y1)], "score": float(s)}
+        {
+            "image_id": i,
+            "category_id": 1,
+            "bbox": [float(x1), float(y1), float(x2 - x1), float(y2 - y1)],
+            "score": float(s),
+        }
         for i, d in per_image.items()
         for (x1, y1, x2, y2), s in zip(d.xyxy, d.scores, strict=True)
     ]
     ap, ap50 = box_ap(gt, coco_dets)
-    complete = {im["id"] for im in gt["images"] if not (im["video"] == LABEL_GAP[0] and im["frame_index"] in LABEL_GAP[1])}
-    gt_c = {**gt, "images": [im for im in gt["images"] if im["id"] in complete],
-            "annotations": [a for a in gt["annotations"] if a["image_id"] in complete]}  # fmt: skip
+    complete = {
+        im["id"] for im in gt["images"] if not (im["video"] == LABEL_GAP[0] and im["frame_index"] in LABEL_GAP[1])
+    }
+    gt_c = {
+        **gt,
+        "images": [im for im in gt["images"] if im["id"] in complete],
+        "annotations": [a for a in gt["annotations"] if a["image_id"] in complete],
+    }
     ap_c, ap50_c = box_ap(gt_c, [d for d in coco_dets if d["image_id"] in complete])
     op = v.build(v.operating_score)
     return {
@@ -192,10 +207,15 @@ def main(argv: list[str] | None = None) -> int:
     if a.quick:
         keep = {i for i, _ in images[::5]}
         images = [x for x in images if x[0] in keep]
-        gt = {**gt, "images": [im for im in gt["images"] if im["id"] in keep],
-              "annotations": [x for x in gt["annotations"] if x["image_id"] in keep]}  # fmt: skip
+        gt = {
+            **gt,
+            "images": [im for im in gt["images"] if im["id"] in keep],
+            "annotations": [x for x in gt["annotations"] if x["image_id"] in keep],
+        }
     hd = fullhd_frames(5 if a.quick else 20)
-    rows = [evaluate(v, gt, images, hd, 1 if a.quick else a.repeats) for v in variants(a.threads, Settings().detector_score)]
+    rows = [
+        evaluate(v, gt, images, hd, 1 if a.quick else a.repeats) for v in variants(a.threads, Settings().detector_score)
+    ]
     from bench.__main__ import cpu_model
 
     meta = {"date": time.strftime("%Y-%m-%d"), "cpu": cpu_model(), "threads": a.threads, "images": len(images)}

@@ -34,8 +34,12 @@ def load_frames(per_clip: int, long_side: int = 640, clips: tuple[str, ...] = CL
             h, w = img.shape[:2]
             s = long_side / max(h, w)
             small = cv2.resize(img, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
-            boxes = [[x * s, y * s, (x + bw) * s, (y + bh) * s] for p in tracks[i]["persons"] if not p["ignore"]
-                     for x, y, bw, bh in [p["bbox"]]]  # fmt: skip
+            boxes = [
+                [x * s, y * s, (x + bw) * s, (y + bh) * s]
+                for p in tracks[i]["persons"]
+                if not p["ignore"]
+                for x, y, bw, bh in [p["bbox"]]
+            ]
             jpeg = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes()
             out.append(Frame(clip, i, small, jpeg, np.asarray(boxes, np.float32).reshape(-1, 4)))
         cap.release()

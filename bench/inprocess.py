@@ -43,9 +43,11 @@ def answer_poses(answer: FrameAnswer) -> Poses:
     """The wire answer back as arrays (for accuracy and tracking analyses)."""
     if not answer.persons:
         return Poses.empty(17)  # the bench runs the shipped COCO-17 student
-    return Poses(np.array([p.keypoints for p in answer.persons], np.float32),
-                 np.array([p.box for p in answer.persons], np.float32),
-                 np.array([p.score for p in answer.persons], np.float32))  # fmt: skip
+    return Poses(
+        np.array([p.keypoints for p in answer.persons], np.float32),
+        np.array([p.box for p in answer.persons], np.float32),
+        np.array([p.score for p in answer.persons], np.float32),
+    )
 
 
 def run_pipeline(engine: Engine, frames: list[Frame], interval: int, set_boxes: Callable[[Frame], None] | None):
@@ -62,8 +64,13 @@ def run_pipeline(engine: Engine, frames: list[Frame], interval: int, set_boxes: 
         answer = engine.process(f.jpeg, opts, state)
         t1 = time.perf_counter()
         answer.model_dump_json()
-        rows.append({**answer.timings_ms.model_dump(), "serialize": (time.perf_counter() - t1) * 1e3,
-                     "persons": len(answer.persons)})  # fmt: skip
+        rows.append(
+            {
+                **answer.timings_ms.model_dump(),
+                "serialize": (time.perf_counter() - t1) * 1e3,
+                "persons": len(answer.persons),
+            }
+        )
         poses.append(answer_poses(answer))
     return rows, poses
 
@@ -91,8 +98,12 @@ def per_person_vs_batched(pose: TopDown, frames: list[Frame], repeats: int = 3) 
             single.append((t2 - t1) * 1e3)
             diff = max(diff, float(np.abs(together[..., :2] - np.concatenate(alone)[..., :2]).max()))
     # the batched call must give the per-person answers (same crops, same network)
-    return {"batched_ms_p50": pct(batched, 50), "per_person_ms_p50": pct(single, 50),
-            "speedup": pct(single, 50) / pct(batched, 50), "max_keypoint_diff_px": diff}  # fmt: skip
+    return {
+        "batched_ms_p50": pct(batched, 50),
+        "per_person_ms_p50": pct(single, 50),
+        "speedup": pct(single, 50) / pct(batched, 50),
+        "max_keypoint_diff_px": diff,
+    }
 
 
 class YoloPose:
@@ -138,12 +149,27 @@ def interval_accuracy(every: list, skipped: list) -> float:
             x1, y1, x2, y2 = ref.boxes[j].tolist()
             kp = ref.keypoints[j].copy()
             kp[:, 2] = np.where(kp[:, 2] > 0.2, 2, 0)
-            anns.append({"id": len(anns) + 1, "image_id": i, "category_id": 1, "iscrowd": 0, "area": (x2 - x1) * (y2 - y1),
-                         "bbox": [x1, y1, x2 - x1, y2 - y1], "keypoints": kp.reshape(-1).tolist(),
-                         "num_keypoints": int((kp[:, 2] > 0).sum())})  # fmt: skip
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": i,
+                    "category_id": 1,
+                    "iscrowd": 0,
+                    "area": (x2 - x1) * (y2 - y1),
+                    "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    "keypoints": kp.reshape(-1).tolist(),
+                    "num_keypoints": int((kp[:, 2] > 0).sum()),
+                }
+            )
         for j in range(len(got)):
-            dets.append({"image_id": i, "category_id": 1, "keypoints": got.keypoints[j].reshape(-1).tolist(),
-                         "score": float(got.scores[j])})  # fmt: skip
+            dets.append(
+                {
+                    "image_id": i,
+                    "category_id": 1,
+                    "keypoints": got.keypoints[j].reshape(-1).tolist(),
+                    "score": float(got.scores[j]),
+                }
+            )
     if not anns or not dets:
         return float("nan")
     gt = COCO()

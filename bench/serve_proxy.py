@@ -40,8 +40,16 @@ def main() -> None:
 
     port, mode, yolo_path, per_clip = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
     threads = int(sys.argv[5]) if len(sys.argv) > 5 else 2
-    settings = Settings(host="127.0.0.1", port=port, threads=threads, workers=2, max_fps=1000, max_streams=64,
-                        max_streams_per_client=64, log_level="warning")  # fmt: skip
+    settings = Settings(
+        host="127.0.0.1",
+        port=port,
+        threads=threads,
+        workers=2,
+        max_fps=1000,
+        max_streams=64,
+        max_streams_per_client=64,
+        log_level="warning",
+    )
     detector = None
     if mode == "proxy":
         table = {}

@@ -30,8 +30,19 @@ class Server:
     def __init__(self, mode: str, yolo: Path | None, per_clip: int, threads: int = 2):
         self.port = free_port()
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        self.proc = subprocess.Popen([sys.executable, "-m", "bench.serve_proxy", str(self.port), mode, str(yolo or ""),
-                                      str(per_clip), str(threads)], env=env)  # fmt: skip
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bench.serve_proxy",
+                str(self.port),
+                mode,
+                str(yolo or ""),
+                str(per_clip),
+                str(threads),
+            ],
+            env=env,
+        )
         deadline = time.time() + 120
         while True:
             try:
@@ -100,7 +111,7 @@ async def live_stream(url: str, frames: list[Frame], fps: float, seconds: float,
         while not task.done() or len(sent_at) > answered + dropped:
             try:
                 m = json.loads(await asyncio.wait_for(ws.recv(), 5))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 break
             dropped += len(m.get("dropped", []))
             if m.get("type") in ("result", "error") and "frame" in m:
@@ -108,10 +119,17 @@ async def live_stream(url: str, frames: list[Frame], fps: float, seconds: float,
                 lat.append((time.perf_counter() - sent_at[m["frame"]]) * 1e3)
         elapsed = time.perf_counter() - t_start
     sent = len(sent_at)
-    return {"sent": sent, "answered": answered, "dropped": dropped, "fps": answered / elapsed, "sent_fps": sent / elapsed,
-            "p50_ms": float(np.percentile(lat, 50)) if lat else float("nan"),
-            "p95_ms": float(np.percentile(lat, 95)) if lat else float("nan"),
-            "drop_rate": dropped / max(sent, 1), "unaccounted": sent - answered - dropped}  # fmt: skip
+    return {
+        "sent": sent,
+        "answered": answered,
+        "dropped": dropped,
+        "fps": answered / elapsed,
+        "sent_fps": sent / elapsed,
+        "p50_ms": float(np.percentile(lat, 50)) if lat else float("nan"),
+        "p95_ms": float(np.percentile(lat, 95)) if lat else float("nan"),
+        "drop_rate": dropped / max(sent, 1),
+        "unaccounted": sent - answered - dropped,
+    }
 
 
 def concurrent(server: Server, frames: list[Frame], n: int, fps: float, seconds: float, interval: int) -> dict:
@@ -123,10 +141,14 @@ def concurrent(server: Server, frames: list[Frame], n: int, fps: float, seconds:
     res = asyncio.run(all_streams())
     wall = time.perf_counter() - t0
     return {
-        "streams": n, "fps_per_stream": float(np.mean([r["fps"] for r in res])),
+        "streams": n,
+        "fps_per_stream": float(np.mean([r["fps"] for r in res])),
         "sent_fps_per_stream": float(np.mean([r["sent_fps"] for r in res])),
         "min_fps_stream": float(min(r["fps"] for r in res)),
-        "p95_ms": float(np.max([r["p95_ms"] for r in res])), "drop_rate": float(np.mean([r["drop_rate"] for r in res])),
+        "p95_ms": float(np.max([r["p95_ms"] for r in res])),
+        "drop_rate": float(np.mean([r["drop_rate"] for r in res])),
         "unaccounted": int(sum(r["unaccounted"] for r in res)),
-        "cpu_pct": 100 * (server.cpu_seconds() - cpu0) / wall, "rss_mb_start": rss0, "rss_mb_end": server.rss_mb(),
-    }  # fmt: skip
+        "cpu_pct": 100 * (server.cpu_seconds() - cpu0) / wall,
+        "rss_mb_start": rss0,
+        "rss_mb_end": server.rss_mb(),
+    }

@@ -51,8 +51,14 @@ def load_gt(video: str, root: Path = DATA) -> list[GTFrame]:
             ids.append(p["track_id"])
             boxes.append(box)
             kps.append(np.asarray(p["keypoints"], np.float64).reshape(17, 3))
-        frames.append(GTFrame(np.asarray(ids, np.int64), np.asarray(boxes, np.float64).reshape(-1, 4),
-                              np.asarray(kps, np.float64).reshape(-1, 17, 3), np.asarray(ign, np.float64).reshape(-1, 4)))  # fmt: skip
+        frames.append(
+            GTFrame(
+                np.asarray(ids, np.int64),
+                np.asarray(boxes, np.float64).reshape(-1, 4),
+                np.asarray(kps, np.float64).reshape(-1, 17, 3),
+                np.asarray(ign, np.float64).reshape(-1, 4),
+            )
+        )
     return frames
 
 
@@ -107,8 +113,11 @@ def evaluate(frames: list[GTFrame], outputs: list[TrackedPoses]) -> dict[str, fl
         dist = np.where(iou >= 0.5, 1 - iou, np.nan)
         acc.update(gt.ids.tolist(), hyp_ids.tolist(), dist)
     mh = mm.metrics.create()
-    s = mh.compute(acc, metrics=["num_switches", "num_fragmentations", "mota", "idf1", "num_false_positives",
-                                 "num_misses"], name="x")  # fmt: skip
+    s = mh.compute(
+        acc,
+        metrics=["num_switches", "num_fragmentations", "mota", "idf1", "num_false_positives", "num_misses"],
+        name="x",
+    )
     return {k: float(s[k].iloc[0]) for k in s.columns}
 
 
@@ -189,8 +198,10 @@ def main(argv: list[str] | None = None) -> int:
                 outs, ms = run_tracker(make, inputs, idx)
                 m = evaluate([gt[i] for i in idx], outs)
                 rows.append({"video": video, "input": input_name, "tracker": tname, "ms_per_frame": ms, **m})
-                print(f"{video:22s} {input_name:38s} {tname:16s} IDsw={m['num_switches']:3.0f} "
-                      f"frag={m['num_fragmentations']:3.0f} MOTA={m['mota']:.3f} IDF1={m['idf1']:.3f} {ms:.3f} ms")  # fmt: skip
+                print(
+                    f"{video:22s} {input_name:38s} {tname:16s} IDsw={m['num_switches']:3.0f} "
+                    f"frag={m['num_fragmentations']:3.0f} MOTA={m['mota']:.3f} IDF1={m['idf1']:.3f} {ms:.3f} ms"
+                )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).with_suffix(".json").write_text(json.dumps(rows, indent=2))
     Path(args.out).write_text(render(rows, argv))
@@ -212,8 +223,10 @@ def render(rows: list[dict], argv: list[str] | None) -> str:
             f"| {np.mean([r['ms_per_frame'] for r in rs]):.3f} |"
         )
     cmd = "python -m bench.tracking " + " ".join(argv or [])
-    return (f"Tracking on {', '.join(sorted({r['video'] for r in rows}))} (100 frames each, sums / means over videos).\n"
-            f"Command: `{cmd.strip()}`\n\n" + "\n".join(lines) + "\n")  # fmt: skip
+    return (
+        f"Tracking on {', '.join(sorted({r['video'] for r in rows}))} (100 frames each, sums / means over videos).\n"
+        f"Command: `{cmd.strip()}`\n\n" + "\n".join(lines) + "\n"
+    )
 
 
 if __name__ == "__main__":

@@ -56,10 +56,15 @@ class FrameResult:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> FrameResult:
         return cls(
-            width=int(d["width"]), height=int(d["height"]),
-            persons=[Person.from_json(p) for p in d["persons"]], timings_ms=dict(d.get("timings_ms", {})),
-            frame=d.get("frame"), dropped=list(d.get("dropped", [])), model=d.get("model"), raw=d,
-        )  # fmt: skip
+            width=int(d["width"]),
+            height=int(d["height"]),
+            persons=[Person.from_json(p) for p in d["persons"]],
+            timings_ms=dict(d.get("timings_ms", {})),
+            frame=d.get("frame"),
+            dropped=list(d.get("dropped", [])),
+            model=d.get("model"),
+            raw=d,
+        )
 
 
 @dataclass(frozen=True)
@@ -171,8 +176,9 @@ class Stream:
         import websockets
 
         try:
-            self.ws = await websockets.connect(self.url, additional_headers=_headers(self.api_key), max_size=None,
-                                               compression=None)  # fmt: skip
+            self.ws = await websockets.connect(
+                self.url, additional_headers=_headers(self.api_key), max_size=None, compression=None
+            )
         except websockets.exceptions.InvalidStatus as e:  # refused at the handshake (401, 403, 429, 503)
             status = e.response.status_code
             try:

@@ -33,14 +33,16 @@ def draw_result(
         kps = p.keypoints
         for a, b in limbs:
             if kps[a][2] > kp_threshold and kps[b][2] > kp_threshold:
-                cv2.line(image, (int(kps[a][0]), int(kps[a][1])), (int(kps[b][0]), int(kps[b][1])), color, thick,
-                         cv2.LINE_AA)  # fmt: skip
+                cv2.line(
+                    image, (int(kps[a][0]), int(kps[a][1])), (int(kps[b][0]), int(kps[b][1])), color, thick, cv2.LINE_AA
+                )
         for x, y, s in kps:
             if s > kp_threshold:
                 cv2.circle(image, (int(x), int(y)), thick + 1, (255, 255, 255), -1, cv2.LINE_AA)
         label = f"#{p.track_id}" if p.track_id is not None else f"{p.score:.2f}"
-        cv2.putText(image, label, (x1, max(12, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * thick / 2, color, thick,
-                    cv2.LINE_AA)  # fmt: skip
+        cv2.putText(
+            image, label, (x1, max(12, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * thick / 2, color, thick, cv2.LINE_AA
+        )
     return image
 
 

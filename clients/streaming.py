@@ -111,10 +111,17 @@ class Sink:
 
 
 async def run(
-    url: str, source: Iterator[np.ndarray], sink: Sink, mode: str, fps: float, api_key: str | None = None,
-    jpeg_quality: int = 80, reconnect: bool = True, config: dict[str, Any] | None = None,
+    url: str,
+    source: Iterator[np.ndarray],
+    sink: Sink,
+    mode: str,
+    fps: float,
+    api_key: str | None = None,
+    jpeg_quality: int = 80,
+    reconnect: bool = True,
+    config: dict[str, Any] | None = None,
     on_result: Callable[[FrameResult], None] | None = None,
-) -> Stats:  # fmt: skip
+) -> Stats:
     """Stream ``source`` through the service until it ends. Returns the statistics."""
     stats = Stats()
     client = AsyncPoseClient(url, api_key)
@@ -133,7 +140,7 @@ async def run(
             if not e.retryable:
                 raise  # 401 / 403 / 404: fail fast with the server's reason
             handle_disconnect(e, reconnect, stats)
-        except (OSError, asyncio.TimeoutError) as e:
+        except (TimeoutError, OSError) as e:
             handle_disconnect(e, reconnect, stats)
         except Exception as e:  # noqa: BLE001 - websockets' ConnectionClosed and friends
             if type(e).__module__.startswith("websockets"):
@@ -215,7 +222,7 @@ async def _live(s, it, sink: Sink, stats: Stats, fps: float, q: int, on_result) 
                 return True
             try:
                 msg = await s.receive(timeout=0.5)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 if finished.is_set() and time.perf_counter() - idle_since > 30:
                     log.warning("no answer for 30 s; %d frames unanswered", len(pending))
                     return True

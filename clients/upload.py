@@ -59,8 +59,10 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(f"{f.name:32s} ERROR {e}")
                 continue
             scores = ", ".join(f"{p.score:.2f}" for p in res.persons) or "-"
-            rows.append(f"{f.name:32s} {res.width:5d}x{res.height:<5d} {len(res.persons):3d}  "
-                        f"{res.timings_ms.get('total', 0):7.1f}  {scores}")  # fmt: skip
+            rows.append(
+                f"{f.name:32s} {res.width:5d}x{res.height:<5d} {len(res.persons):3d}  "
+                f"{res.timings_ms.get('total', 0):7.1f}  {scores}"
+            )
             if out:
                 (out / f"{f.stem}.json").write_text(json.dumps(res.raw, indent=1))
                 img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)

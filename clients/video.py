@@ -40,8 +40,18 @@ def main(argv: list[str] | None = None) -> int:
     bar = _bar(total)
     config = {"detect_interval": a.detect_interval} if a.detect_interval else None
     try:
-        stats = asyncio.run(run(a.url, frames(cap, a.max_width, a.frames), sink, "live" if a.realtime else "lockstep",
-                                fps, a.api_key, config=config, on_result=lambda r: bar.update(1)))  # fmt: skip
+        stats = asyncio.run(
+            run(
+                a.url,
+                frames(cap, a.max_width, a.frames),
+                sink,
+                "live" if a.realtime else "lockstep",
+                fps,
+                a.api_key,
+                config=config,
+                on_result=lambda r: bar.update(1),
+            )
+        )
     except PoseServiceError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -49,8 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         bar.close()
         sink.close()
         cap.release()
-    print(f"{a.out}: {sink.frames_written} frames written, {stats.answered} answered, {stats.dropped} dropped, "
-          f"{stats.errors} errors")  # fmt: skip
+    print(
+        f"{a.out}: {sink.frames_written} frames written, {stats.answered} answered, {stats.dropped} dropped, "
+        f"{stats.errors} errors"
+    )
     return 0
 
 

@@ -38,8 +38,17 @@ def main(argv: list[str] | None = None) -> int:
     sink = Sink(a.out, a.json, a.fps or src_fps, show)
     url = a.url.replace("ws://", "http://").replace("wss://", "https://").removesuffix("/stream")
     try:
-        stats = asyncio.run(run(url, frames(cap, a.max_width, a.frames), sink, "live", a.fps or src_fps, a.api_key,
-                                reconnect=not a.no_reconnect))  # fmt: skip
+        stats = asyncio.run(
+            run(
+                url,
+                frames(cap, a.max_width, a.frames),
+                sink,
+                "live",
+                a.fps or src_fps,
+                a.api_key,
+                reconnect=not a.no_reconnect,
+            )
+        )
     except KeyboardInterrupt:
         return 130
     except PoseServiceError as e:
@@ -48,8 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         sink.close()
         cap.release()
-    print(f"sent {stats.sent} answered {stats.answered} dropped {stats.dropped} errors {stats.errors} "
-          f"reconnects {stats.reconnects}")  # fmt: skip
+    print(
+        f"sent {stats.sent} answered {stats.answered} dropped {stats.dropped} errors {stats.errors} "
+        f"reconnects {stats.reconnects}"
+    )
     return 0
 
 

@@ -5,4 +5,9 @@ IoU), types (typed result objects) and spec (model metadata carried inside the O
 Only numpy and OpenCV are imported here.
 """
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:  # the one version source is pyproject.toml (through the installed package's metadata)
+    __version__ = version("okpose")
+except PackageNotFoundError:  # pragma: no cover - a tree that was never installed
+    __version__ = "0+unknown"

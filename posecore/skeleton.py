@@ -58,7 +58,7 @@ COCO17 = Skeleton(
         "right_knee",
         "left_ankle",
         "right_ankle",
-    ),  # fmt: skip
+    ),
     # legs, hips, torso, arms, head (COCO's json is 1-based)
     limbs=(
         (15, 13),
@@ -80,7 +80,7 @@ COCO17 = Skeleton(
         (2, 4),
         (3, 5),
         (4, 6),
-    ),  # fmt: skip
+    ),
     flip_pairs=((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16)),
     # from the COCO evaluation code
     sigmas=(
@@ -101,7 +101,7 @@ COCO17 = Skeleton(
         0.087,
         0.089,
         0.089,
-    ),  # fmt: skip
+    ),
     upper_body=tuple(range(0, 11)),
     lower_body=tuple(range(11, 17)),
     torso=(5, 6, 12, 11),
@@ -127,7 +127,7 @@ MPII16 = Skeleton(
         "left_shoulder",
         "left_elbow",
         "left_wrist",
-    ),  # fmt: skip
+    ),
     limbs=(
         (0, 1),
         (1, 2),
@@ -144,7 +144,7 @@ MPII16 = Skeleton(
         (7, 13),
         (13, 14),
         (14, 15),
-    ),  # fmt: skip
+    ),
     flip_pairs=((0, 5), (1, 4), (2, 3), (10, 15), (11, 14), (12, 13)),
     # MPII is scored with PCKh; for OKS (pose NMS, tracking) each joint takes the sigma of its COCO
     # counterpart (pelvis: hips; thorax, neck: shoulders; head top: ears)
@@ -165,7 +165,7 @@ MPII16 = Skeleton(
         0.079,
         0.072,
         0.062,
-    ),  # fmt: skip
+    ),
     upper_body=(7, 8, 9, 10, 11, 12, 13, 14, 15),
     lower_body=(0, 1, 2, 3, 4, 5, 6),
     torso=(12, 13, 3, 2),

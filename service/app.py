@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
@@ -17,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from posecore import __version__
 from service import routes_http, routes_ws
 from service.engine import Engine
 from service.security import install_log_redaction
@@ -25,14 +25,6 @@ from service.settings import Settings
 STATIC = Path(__file__).parent / "static"
 SWAGGER = "/static/vendor/swagger-ui"
 log = logging.getLogger("service")
-
-
-def package_version() -> str:
-    """The one version source: pyproject.toml (via the installed package's metadata)."""
-    try:
-        return version("okpose")
-    except PackageNotFoundError:  # pragma: no cover - running from a tree that was never installed
-        return "0+unknown"
 
 
 def validation_message(exc: RequestValidationError) -> str:
@@ -61,7 +53,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
     app = FastAPI(
         title="okpose",
-        version=package_version(),
+        version=__version__,
         description="Real-time multi-person pose estimation and tracking (OKDHP student + PoseFlow). "
         "Streams: websocket `/stream` (binary frames in, JSON out; protocol in `service/stream.py`).",
         lifespan=lifespan,
@@ -104,10 +96,12 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:
         return get_swagger_ui_html(
-            openapi_url=app.openapi_url or "/openapi.json", title="okpose API",
-            swagger_js_url=f"{SWAGGER}/swagger-ui-bundle.js", swagger_css_url=f"{SWAGGER}/swagger-ui.css",
+            openapi_url=app.openapi_url or "/openapi.json",
+            title="okpose API",
+            swagger_js_url=f"{SWAGGER}/swagger-ui-bundle.js",
+            swagger_css_url=f"{SWAGGER}/swagger-ui.css",
             swagger_favicon_url="/static/favicon.svg",
-        )  # fmt: skip
+        )
 
     _document_errors(app)
     return app

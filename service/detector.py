@@ -48,8 +48,16 @@ class DetectorConfig:
 
     @classmethod
     def from_settings(cls, s: Any) -> DetectorConfig:
-        return cls(s.detector, s.detector_model, s.detector_input, s.detector_score, s.detector_nms_iou,
-                   s.hog_max_side, s.providers, s.threads)  # fmt: skip
+        return cls(
+            s.detector,
+            s.detector_model,
+            s.detector_input,
+            s.detector_score,
+            s.detector_nms_iou,
+            s.hog_max_side,
+            s.providers,
+            s.threads,
+        )
 
 
 class YoloOnnxDetector:

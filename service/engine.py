@@ -98,8 +98,10 @@ class Engine:
             self.sigmas = skeleton_for(pose.spec.keypoint_names).sigmas
         except ValueError:
             self.sigmas = (0.07,) * pose.spec.num_keypoints
-            log.warning("keypoint schema of %s is not a known one: pose NMS uses OKS sigma 0.07 for every "
-                        "keypoint", pose.spec.name)  # fmt: skip
+            log.warning(
+                "keypoint schema of %s is not a known one: pose NMS uses OKS sigma 0.07 for every keypoint",
+                pose.spec.name,
+            )
         self.defaults = Options.from_settings(settings)
         self.max_image_bytes, self.max_image_pixels = settings.max_image_bytes, settings.max_image_pixels
         self.metrics = Metrics()
@@ -110,8 +112,14 @@ class Engine:
         # set on SIGTERM: /ready answers 503, new streams are refused, open ones finish and close (1001)
         self.draining = asyncio.Event()
         s = pose.spec
-        self.info = ModelInfo(name=s.name, version=s.version, input_wh=s.input_wh, keypoints=list(s.keypoint_names),
-                              skeleton=list(s.limbs), detector=detector.name)  # fmt: skip
+        self.info = ModelInfo(
+            name=s.name,
+            version=s.version,
+            input_wh=s.input_wh,
+            keypoints=list(s.keypoint_names),
+            skeleton=list(s.limbs),
+            detector=detector.name,
+        )
 
     @classmethod
     def load(cls, settings: Settings, detector: Detector | None = None, pose: TopDown | None = None) -> Engine:
@@ -124,8 +132,11 @@ class Engine:
         log.info("pose model: %s %s (%s) on %s", pose.spec.name, pose.spec.version, settings.pose_model, pose.providers)
         log.info("detector backend: %s", detector.name)
         if settings.require_gpu:
-            on_cpu = {n: p for n, p in (("pose model", pose.providers), ("detector", detector.providers))
-                      if not set(p) & set(GPU_PROVIDERS)}  # fmt: skip
+            on_cpu = {
+                n: p
+                for n, p in (("pose model", pose.providers), ("detector", detector.providers))
+                if not set(p) & set(GPU_PROVIDERS)
+            }
             if on_cpu:
                 raise ModelLoadError(f"POSE_REQUIRE_GPU is set but no GPU provider is active: {on_cpu}")
         engine = cls(settings, detector, pose)
@@ -220,8 +231,12 @@ class Engine:
         # 4. one definition of a person's box and score on every frame
         if followed:
             thr = opts.keypoint_threshold
-            xyxy = np.stack([follow_box(t.box, t.keypoints, kp.astype(np.float64), thr)
-                             for t, kp in zip(followed, kps, strict=True)]).astype(np.float32)  # fmt: skip
+            xyxy = np.stack(
+                [
+                    follow_box(t.box, t.keypoints, kp.astype(np.float64), thr)
+                    for t, kp in zip(followed, kps, strict=True)
+                ]
+            ).astype(np.float32)
             xyxy = clip_boxes(xyxy, (w, h)).astype(np.float32) if len(xyxy) else xyxy
         scores = person_score(kps, opts.keypoint_threshold) * np.sqrt(np.clip(det_scores, 0.0, 1.0))
         keep = np.flatnonzero(scores >= opts.pose_score_threshold)
@@ -231,14 +246,20 @@ class Engine:
         # 5. tracking (streams only)
         ids: npt.NDArray[np.int64] | None = None
         if stream is not None:
-            tracked = stream.tracker.update(poses, stream.frame, clock.arrived, det_scores, opts.keypoint_threshold,
-                                            opts.smoothing)  # fmt: skip
+            tracked = stream.tracker.update(
+                poses, stream.frame, clock.arrived, det_scores, opts.keypoint_threshold, opts.smoothing
+            )
             poses, ids = tracked.poses, tracked.track_ids
             stream.frame += 1
         clock.lap("track")
         # 6. the answer
-        return FrameAnswer(width=w, height=h, persons=persons(poses, ids, opts.keypoint_threshold),
-                           detector_ran=detector_ran, timings_ms=clock.timings())  # fmt: skip
+        return FrameAnswer(
+            width=w,
+            height=h,
+            persons=persons(poses, ids, opts.keypoint_threshold),
+            detector_ran=detector_ran,
+            timings_ms=clock.timings(),
+        )
 
     def _follow(self, tracks: list[Track], frame: int, wh: tuple[int, int]) -> Detections:
         """Crop boxes for a skip frame: each followed track's box moved to this frame."""

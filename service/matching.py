@@ -32,9 +32,15 @@ def keypoint_similarity(tracks_kps: F64, poses_kps: F64, radius: F64, top_n: int
 
 
 def association_scores(
-    track_boxes: F64, track_kps: F64, boxes: F64, kps: F64, box_weight: float, kp_box_frac: float, top_n: int,
+    track_boxes: F64,
+    track_kps: F64,
+    boxes: F64,
+    kps: F64,
+    box_weight: float,
+    kp_box_frac: float,
+    top_n: int,
     thr: float,
-) -> F64:  # fmt: skip
+) -> F64:
     """(T, P) in [0, 1]: ``box_weight`` x box IoU + the rest x keypoint similarity, the keypoint boxes'
     half-size a fraction of the track box's sqrt(area) (PoseFlow: a fixed 30 px at its resolution)."""
     if len(track_boxes) == 0 or len(boxes) == 0:

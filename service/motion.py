@@ -39,7 +39,7 @@ def follow_box(box: F64, prev_kps: F64, kps: F64, thr: float) -> F64:
     ca, cb = np.median(a, axis=0), np.median(b, axis=0)
     sa = np.median(np.linalg.norm(a - ca, axis=1))
     sb = np.median(np.linalg.norm(b - cb, axis=1))
-    scale = float(np.clip(sb / sa, 0.8, 1.25)) if sa > 1e-6 else 1.0
+    scale = float(np.clip(sb / sa, 0.9, 1.1)) if sa > 1e-6 else 1.0
     centre, half = (box[:2] + box[2:]) / 2, (box[2:] - box[:2]) / 2
     centre = cb + (centre - ca) * scale
     return np.concatenate([centre - half * scale, centre + half * scale])

@@ -108,8 +108,13 @@ async def read_image(request: Request, limit: int) -> tuple[bytes, str | None]:
         if declared is not None and declared.isdigit():
             check_size(int(declared), body_limit)
         if ctype == "multipart/form-data":
-            parser = MultiPartParser(request.headers, counted(request.stream(), body_limit), max_files=1, max_fields=4,
-                                     max_part_size=64 * 1024)  # fmt: skip
+            parser = MultiPartParser(
+                request.headers,
+                counted(request.stream(), body_limit),
+                max_files=1,
+                max_fields=4,
+                max_part_size=64 * 1024,
+            )
             parser.spool_max_size = body_limit + 1  # never spooled to disk
             try:
                 form = await parser.parse()
@@ -186,8 +191,13 @@ async def ready(request: Request) -> Ready:
         raise HTTPException(503, "service is starting")
     if engine.draining.is_set():
         raise HTTPException(503, "service is draining (shutting down)")
-    return Ready(detector=engine.detector.name, pose_model=engine.info, providers=engine.providers,
-                 active_streams=engine.limiter.total, uptime_s=round(time.time() - engine.started, 1))  # fmt: skip
+    return Ready(
+        detector=engine.detector.name,
+        pose_model=engine.info,
+        providers=engine.providers,
+        active_streams=engine.limiter.total,
+        uptime_s=round(time.time() - engine.started, 1),
+    )
 
 
 @router.get(
@@ -198,7 +208,7 @@ async def ready(request: Request) -> Ready:
             "content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}},
             "description": "Prometheus text exposition format",
         }
-    },  # fmt: skip
+    },
 )
 async def metrics(engine: EngineDep) -> PlainTextResponse:
     return PlainTextResponse(generate_latest(engine.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -60,8 +60,11 @@ async def stream(ws: WebSocket) -> None:
     try:
         await ws.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in protocols else None)
         await session.hello()
-        tasks = [asyncio.create_task(session.receive_loop()), asyncio.create_task(session.work_loop()),
-                 asyncio.create_task(_wake_on_drain(engine, session))]  # fmt: skip
+        tasks = [
+            asyncio.create_task(session.receive_loop()),
+            asyncio.create_task(session.work_loop()),
+            asyncio.create_task(_wake_on_drain(engine, session)),
+        ]
         done, _ = await asyncio.wait(tasks[:2], return_when=asyncio.FIRST_COMPLETED)
         for t in done:
             exc = t.exception()

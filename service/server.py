@@ -30,10 +30,16 @@ def uvicorn_config(app: object, settings: Settings, **overrides: object) -> uvic
     handling is off (it trusts 127.0.0.1 by default): ``POSE_TRUSTED_PROXIES`` decides, in the app.
     """
     kwargs: dict[str, object] = dict(
-        host=settings.host, port=settings.port, log_level=settings.log_level, ws_per_message_deflate=False,
-        ws_max_size=settings.ws_max_message_bytes, proxy_headers=False, timeout_graceful_shutdown=10,
-        ws_ping_interval=10, ws_ping_timeout=10,
-    )  # fmt: skip
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        ws_per_message_deflate=False,
+        ws_max_size=settings.ws_max_message_bytes,
+        proxy_headers=False,
+        timeout_graceful_shutdown=10,
+        ws_ping_interval=10,
+        ws_ping_timeout=10,
+    )
     config = uvicorn.Config(app, **{**kwargs, **overrides})  # type: ignore[arg-type]
     install_log_redaction()  # after uvicorn configured its loggers
     return config

@@ -74,13 +74,12 @@ class StreamSession:
         async with self.send_lock:
             try:
                 await asyncio.wait_for(self.ws.send_text(msg.model_dump_json(exclude_none=True)), self.send_timeout_s)
-            except asyncio.TimeoutError as e:
+            except TimeoutError as e:
                 self.engine.metrics.errors.labels("slow_consumer").inc()
                 raise SlowConsumer(f"client did not read for {self.send_timeout_s} s") from e
 
     async def hello(self) -> None:
-        await self.send(Hello(model=self.engine.info, config=self.options,
-                              max_frame_bytes=self.engine.max_image_bytes))  # fmt: skip
+        await self.send(Hello(model=self.engine.info, config=self.options, max_frame_bytes=self.engine.max_image_bytes))
 
     def _take_dropped(self) -> list[int]:
         d, self.dropped = self.dropped, []
@@ -163,7 +162,10 @@ class StreamSession:
                 await self.send(StreamError(frame=p.frame, error=str(e), dropped=self._take_dropped()))
             except Exception as e:  # noqa: BLE001 - one bad frame must not end the stream
                 log.exception("frame %d failed", p.frame)
-                await self.send(StreamError(frame=p.frame, error=f"processing failed: {type(e).__name__}",
-                                            dropped=self._take_dropped()))  # fmt: skip
+                await self.send(
+                    StreamError(
+                        frame=p.frame, error=f"processing failed: {type(e).__name__}", dropped=self._take_dropped()
+                    )
+                )
             else:
                 await self.send(StreamResult(frame=p.frame, dropped=self._take_dropped(), **dict(answer)))

@@ -136,8 +136,9 @@ class PoseFlowTracker:
                 zero = np.zeros_like(prev_x[0])
                 prev_dx = np.stack([t.smooth_dx if t.smooth_dx is not None else zero for t in matched])
                 dt = np.array([t_now - t.last_time for t in matched])
-                x, dx = one_euro_step(kps[cols, :, :2], prev_x, prev_dx, dt,
-                                      c.smooth_min_cutoff, c.smooth_beta, c.smooth_d_cutoff)  # fmt: skip
+                x, dx = one_euro_step(
+                    kps[cols, :, :2], prev_x, prev_dx, dt, c.smooth_min_cutoff, c.smooth_beta, c.smooth_d_cutoff
+                )
                 out_kps[cols, :, :2] = x
             m = c.velocity_momentum
             for j, (t, col) in enumerate(zip(matched, cols, strict=True)):

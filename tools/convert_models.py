@@ -44,15 +44,86 @@ NPM_VERSION = "3.0.4"
 NPM_SHA1 = "99f8e0620d210412643e2b2aad8134bde5a3f828"  # `npm pack` shasum of 3.0.4
 CALIB_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "realpose-lab" / "images" / "train"
 COCO_CLASSES = (
-    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic_light",
-    "fire_hydrant", "stop_sign", "parking_meter", "bench", "bird", "cat", "dog", "horse", "sheep", "cow",
-    "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella", "handbag", "tie", "suitcase", "frisbee",
-    "skis", "snowboard", "sports_ball", "kite", "baseball_bat", "baseball_glove", "skateboard", "surfboard",
-    "tennis_racket", "bottle", "wine_glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple",
-    "sandwich", "orange", "broccoli", "carrot", "hot_dog", "pizza", "donut", "cake", "chair", "couch",
-    "potted_plant", "bed", "dining_table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard",
-    "cell_phone", "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase",
-    "scissors", "teddy_bear", "hair_drier", "toothbrush",
+    "person",
+    "bicycle",
+    "car",
+    "motorcycle",
+    "airplane",
+    "bus",
+    "train",
+    "truck",
+    "boat",
+    "traffic_light",
+    "fire_hydrant",
+    "stop_sign",
+    "parking_meter",
+    "bench",
+    "bird",
+    "cat",
+    "dog",
+    "horse",
+    "sheep",
+    "cow",
+    "elephant",
+    "bear",
+    "zebra",
+    "giraffe",
+    "backpack",
+    "umbrella",
+    "handbag",
+    "tie",
+    "suitcase",
+    "frisbee",
+    "skis",
+    "snowboard",
+    "sports_ball",
+    "kite",
+    "baseball_bat",
+    "baseball_glove",
+    "skateboard",
+    "surfboard",
+    "tennis_racket",
+    "bottle",
+    "wine_glass",
+    "cup",
+    "fork",
+    "knife",
+    "spoon",
+    "bowl",
+    "banana",
+    "apple",
+    "sandwich",
+    "orange",
+    "broccoli",
+    "carrot",
+    "hot_dog",
+    "pizza",
+    "donut",
+    "cake",
+    "chair",
+    "couch",
+    "potted_plant",
+    "bed",
+    "dining_table",
+    "toilet",
+    "tv",
+    "laptop",
+    "mouse",
+    "remote",
+    "keyboard",
+    "cell_phone",
+    "microwave",
+    "oven",
+    "toaster",
+    "sink",
+    "refrigerator",
+    "book",
+    "clock",
+    "vase",
+    "scissors",
+    "teddy_bear",
+    "hair_drier",
+    "toothbrush",
 )
 QUANT_OPS = ["Conv", "Add", "Concat", "Resize", "LeakyRelu", "MaxPool"]
 
@@ -257,10 +328,12 @@ def nanodet_dynamic_io(model: Any, mean: tuple[float, ...], std: tuple[float, ..
     old_in = g.input[0].name
     del g.input[:]
     g.input.append(helper.make_tensor_value_info("image", onnx.TensorProto.UINT8, [1, "height", "width", 3]))
-    g.initializer.extend([
-        numpy_helper.from_array(np.asarray(mean, np.float32).reshape(1, 1, 1, 3), "input_mean"),
-        numpy_helper.from_array((1.0 / np.asarray(std, np.float32)).reshape(1, 1, 1, 3), "input_inv_std"),
-    ])  # fmt: skip
+    g.initializer.extend(
+        [
+            numpy_helper.from_array(np.asarray(mean, np.float32).reshape(1, 1, 1, 3), "input_mean"),
+            numpy_helper.from_array((1.0 / np.asarray(std, np.float32)).reshape(1, 1, 1, 3), "input_inv_std"),
+        ]
+    )
     pre = [
         helper.make_node("Cast", ["image"], ["image_f32"], to=onnx.TensorProto.FLOAT, name="pre_cast"),
         helper.make_node("Sub", ["image_f32", "input_mean"], ["image_centred"], name="pre_sub_mean"),
@@ -419,11 +492,15 @@ def convert_teacher(name: str, out_dir: Path) -> dict[str, Any]:
     if worst > 1e-3:
         raise SystemExit(f"{name}: ONNX differs from TensorFlow by {worst}")
     spec = {
-        "name": name, "input_size": side, "input_dtype": "int32", "color": "rgb", "layout": "nhwc",
+        "name": name,
+        "input_size": side,
+        "input_dtype": "int32",
+        "color": "rgb",
+        "layout": "nhwc",
         "output": "(1, 1, 17, 3): y, x, score in [0, 1] of the input square; COCO-17 order",
         "source": f"npm {NPM_PACKAGE}@{NPM_VERSION} models/{name}.json (Google MoveNet, TF Hub)",
         "license": "Apache-2.0 (Google MoveNet); npm package MIT (Vladimir Mandic)",
-    }  # fmt: skip
+    }
     write_metadata(path, {TEACHER_KEY: json.dumps(spec, sort_keys=True), "name": name})
     log.info("%s: TF vs ONNX max abs difference %.2e", name, worst)
     return {"tf_vs_onnx_max_abs": worst, "files": {path.name: {"sha256": sha256(path), "bytes": path.stat().st_size}}}

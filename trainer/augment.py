@@ -37,9 +37,14 @@ class AugmentConfig:
 
 
 def sample_region(
-    rng: np.random.Generator, box_xyxy: np.ndarray, kps: np.ndarray, cfg: AugmentConfig, aspect: float, padding: float,
+    rng: np.random.Generator,
+    box_xyxy: np.ndarray,
+    kps: np.ndarray,
+    cfg: AugmentConfig,
+    aspect: float,
+    padding: float,
     skeleton: Skeleton = COCO17,
-) -> tuple[np.ndarray, np.ndarray, float]:  # fmt: skip
+) -> tuple[np.ndarray, np.ndarray, float]:
     """Random centre (2,), size (2,), rotation for one person (box jitter, scale, half body)."""
     box = np.asarray(box_xyxy, dtype=np.float64)
     vis = kps[:, 2] > 0

@@ -46,13 +46,22 @@ def compare(config: str, seeds: list[int], out: str, overrides: list[str], varia
             res = json.loads((run / "metrics.json").read_text())
             student = SingleBranchNet(MultiBranchNet(cfg.model), 0)
             w, h = cfg.data.input_wh
-            rows.append({
-                "variant": name, "seed": seed, "run": str(run),
-                "student": res["metrics"].get("b0", {}), "ensemble": res["metrics"].get("ensemble", {}),
-                "params": count_params(student), "gmacs": count_macs(student, (h, w)) / 1e9,
-                "train_minutes": res["train_minutes"], "epochs": cfg.optim.epochs,
-                "input_wh": [w, h], "arch": cfg.model.arch, "width": cfg.model.width,
-            })  # fmt: skip
+            rows.append(
+                {
+                    "variant": name,
+                    "seed": seed,
+                    "run": str(run),
+                    "student": res["metrics"].get("b0", {}),
+                    "ensemble": res["metrics"].get("ensemble", {}),
+                    "params": count_params(student),
+                    "gmacs": count_macs(student, (h, w)) / 1e9,
+                    "train_minutes": res["train_minutes"],
+                    "epochs": cfg.optim.epochs,
+                    "input_wh": [w, h],
+                    "arch": cfg.model.arch,
+                    "width": cfg.model.width,
+                }
+            )
             Path(out).with_suffix(".json").parent.mkdir(parents=True, exist_ok=True)
             Path(out).with_suffix(".json").write_text(json.dumps(rows, indent=2))
             Path(out).write_text(render(rows, config, overrides))

@@ -148,9 +148,16 @@ class TopDownDataset(Dataset):
             other = self.cache.get(self.image_paths[int(rng.integers(len(self.image_paths)))])
         aug = self.aug if self.train else AugmentConfig(enabled=False)
         crop, kps, _ = augment_sample(
-            rng, img, np.asarray(rec.box_xyxy), rec.keypoints, aug, self.spec.input_wh, self.spec.padding,
-            self.skeleton, other,
-        )  # fmt: skip
+            rng,
+            img,
+            np.asarray(rec.box_xyxy),
+            rec.keypoints,
+            aug,
+            self.spec.input_wh,
+            self.spec.padding,
+            self.skeleton,
+            other,
+        )
         target, weights = encode_gaussian(kps, self.spec.heatmap_wh, self.spec.heatmap_stride, self.sigma)
         x = normalize_crops(crop[None], self.spec)[0]
         return torch.from_numpy(x), torch.from_numpy(target), torch.from_numpy(weights), i

@@ -60,17 +60,30 @@ def export_onnx(
     w, h = spec.input_wh
     macs, params = count_macs(student, (h, w)), count_params(student)
     extra = dict(spec.extra)
-    extra.update({"branch": str(b), "arch": cfg.model.arch, "params": str(params), "macs": str(macs),
-                  "val_metrics": json.dumps(state.get("metrics", {}).get(f"b{b}", {}))})  # fmt: skip
+    extra.update(
+        {
+            "branch": str(b),
+            "arch": cfg.model.arch,
+            "params": str(params),
+            "macs": str(macs),
+            "val_metrics": json.dumps(state.get("metrics", {}).get(f"b{b}", {})),
+        }
+    )
     extra.update(card or {})
     spec = ModelSpec(**{**spec.__dict__, "version": version or spec.version, "extra": extra})
 
     buf = io.BytesIO()
     dummy = torch.zeros(1, 3, h, w)
     torch.onnx.export(
-        student, (dummy,), buf, dynamo=False, opset_version=opset, input_names=["input"], output_names=["heatmaps"],
+        student,
+        (dummy,),
+        buf,
+        dynamo=False,
+        opset_version=opset,
+        input_names=["input"],
+        output_names=["heatmaps"],
         dynamic_axes={"input": {0: "batch"}, "heatmaps": {0: "batch"}},
-    )  # fmt: skip
+    )
     proto = onnx.load_from_string(buf.getvalue())
     for k, v in spec.to_metadata().items():
         entry = proto.metadata_props.add()

@@ -148,8 +148,16 @@ def label(inputs: list[Path], out: Path, every: int = 1, max_side: int = 800, cf
         name = f"{src.stem}_f{idx:05d}.jpg" if idx >= 0 else f"{src.stem}.jpg"
         cv2.imwrite(str(out / "images" / name), small, [cv2.IMWRITE_JPEG_QUALITY, 90])
         image_id = len(images) + 1
-        images.append({"id": image_id, "file_name": name, "width": small.shape[1], "height": small.shape[0],
-                       "source": str(src.name), "frame_index": idx})  # fmt: skip
+        images.append(
+            {
+                "id": image_id,
+                "file_name": name,
+                "width": small.shape[1],
+                "height": small.shape[0],
+                "source": str(src.name),
+                "frame_index": idx,
+            }
+        )
         boxes = det(small)
         cfg.count("persons_detected", len(boxes))
         kps_all = []
@@ -169,18 +177,40 @@ def label(inputs: list[Path], out: Path, every: int = 1, max_side: int = 800, cf
             x1, y1, x2, y2 = (float(v) for v in box)
             ok = n >= cfg.min_keypoints
             cfg.count("persons_labelled" if ok else "persons_ignored")
-            anns.append({"id": len(anns) + 1, "image_id": image_id, "category_id": 1, "iscrowd": 0,
-                         "ignore": int(not ok), "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1),
-                         "num_keypoints": n if ok else 0,
-                         "keypoints": (kp if ok else np.zeros_like(kp)).reshape(-1).round(2).tolist(),
-                         "track_id": int(tid)})  # fmt: skip
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": image_id,
+                    "category_id": 1,
+                    "iscrowd": 0,
+                    "ignore": int(not ok),
+                    "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    "area": (x2 - x1) * (y2 - y1),
+                    "num_keypoints": n if ok else 0,
+                    "keypoints": (kp if ok else np.zeros_like(kp)).reshape(-1).round(2).tolist(),
+                    "track_id": int(tid),
+                }
+            )
     cfg.count("keypoints_possible", 17 * cfg.counts.get("persons_detected", 0))
-    coco = {"images": images, "annotations": anns,
-            "categories": [{"id": 1, "name": "person", "keypoints": list(COCO_KEYPOINTS),
-                            "skeleton": [[a + 1, b + 1] for a, b in COCO_LIMBS]}],
-            "info": {"labeller": "trainer.label", "detector": cfg.detector.name, "teacher": cfg.teacher.name,
-                     "filters": {"min_score": cfg.min_score, "agree": cfg.agree, "min_keypoints": cfg.min_keypoints},
-                     "counts": cfg.counts}}  # fmt: skip
+    coco = {
+        "images": images,
+        "annotations": anns,
+        "categories": [
+            {
+                "id": 1,
+                "name": "person",
+                "keypoints": list(COCO_KEYPOINTS),
+                "skeleton": [[a + 1, b + 1] for a, b in COCO_LIMBS],
+            }
+        ],
+        "info": {
+            "labeller": "trainer.label",
+            "detector": cfg.detector.name,
+            "teacher": cfg.teacher.name,
+            "filters": {"min_score": cfg.min_score, "agree": cfg.agree, "min_keypoints": cfg.min_keypoints},
+            "counts": cfg.counts,
+        },
+    }
     (out / "annotations.json").write_text(json.dumps(coco))
     log.info("labelled %s", cfg.counts)
     return {"out": str(out), **cfg.counts}

@@ -113,9 +113,15 @@ def train(cfg: ExperimentConfig) -> Path:
     gen = torch.Generator().manual_seed(cfg.train.seed)
     batch = min(cfg.optim.batch_size, len(ds))
     loader = DataLoader(
-        ds, batch_size=batch, shuffle=sampler is None, sampler=sampler, generator=gen,
-        num_workers=cfg.train.workers, drop_last=True, persistent_workers=cfg.train.workers > 0,
-    )  # fmt: skip
+        ds,
+        batch_size=batch,
+        shuffle=sampler is None,
+        sampler=sampler,
+        generator=gen,
+        num_workers=cfg.train.workers,
+        drop_last=True,
+        persistent_workers=cfg.train.workers > 0,
+    )
 
     # 2. model, optimizer, resume
     model = OKDHPNet(cfg.model, cfg.train.mode).to(device)
@@ -175,8 +181,14 @@ def train(cfg: ExperimentConfig) -> Path:
         last = epoch == cfg.optim.epochs - 1 or timed_out
         if rank == 0 and ((cfg.train.eval_every and (epoch + 1) % cfg.train.eval_every == 0) or last):
             model.eval()
-            metrics = evaluate(make_predictor(model, device), val_recs, spec, ann_path(cfg, "val"), cfg.data.format,
-                               cfg.train.flip_test)  # fmt: skip
+            metrics = evaluate(
+                make_predictor(model, device),
+                val_recs,
+                spec,
+                ann_path(cfg, "val"),
+                cfg.data.format,
+                cfg.train.flip_test,
+            )
             row.update({f"{k}_{m}": v for k, d in metrics.items() for m, v in d.items()})
             log.info(
                 "epoch %d: %s", epoch, {k: round(d.get("AP", d.get("PCKh@0.5", 0)), 4) for k, d in metrics.items()}
@@ -192,8 +204,16 @@ def train(cfg: ExperimentConfig) -> Path:
                 for k, v in row.items():
                     if k not in ("epoch", "step"):
                         tb.add_scalar(k, v, step)
-            save_checkpoint(run_dir / "last.pt", config=to_dict(cfg), spec=spec.to_metadata(), epoch=epoch, step=step,
-                            model=model.state_dict(), optimizer=opt.state_dict(), metrics=metrics)  # fmt: skip
+            save_checkpoint(
+                run_dir / "last.pt",
+                config=to_dict(cfg),
+                spec=spec.to_metadata(),
+                epoch=epoch,
+                step=step,
+                model=model.state_dict(),
+                optimizer=opt.state_dict(),
+                metrics=metrics,
+            )
         if timed_out:
             log.warning("stopping after %.1f min (train.max_minutes)", (time.time() - t_start) / 60)
             break
@@ -201,8 +221,16 @@ def train(cfg: ExperimentConfig) -> Path:
     # 4. final artefacts
     if rank == 0:
         minutes = (time.time() - t_start) / 60
-        save_checkpoint(run_dir / "final.pt", config=to_dict(cfg), spec=spec.to_metadata(), epoch=epoch, step=step,
-                        model=model.state_dict(), optimizer=opt.state_dict(), metrics=metrics)  # fmt: skip
+        save_checkpoint(
+            run_dir / "final.pt",
+            config=to_dict(cfg),
+            spec=spec.to_metadata(),
+            epoch=epoch,
+            step=step,
+            model=model.state_dict(),
+            optimizer=opt.state_dict(),
+            metrics=metrics,
+        )
         (run_dir / "metrics.json").write_text(json.dumps({"metrics": metrics, "train_minutes": minutes}, indent=2))
     if csv_file is not None:
         csv_file.close()

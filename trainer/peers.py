@@ -130,9 +130,16 @@ def evaluate_gt_boxes(name: str, predict: Predict, ann_file: Path, image_root: P
         per_person[str(tid)] = {"AP": oks_ap(gt["images"], anns, [dets[i] for i in sel]), "persons": len(sel)}
     oks = oks_per_person(records, kps)
     lo, hi = bootstrap_ap(gt, dets)
-    return {"model": name, "boxes": "GT", "AP": oks_ap(gt["images"], gt["annotations"], dets), "AP_ci95": [lo, hi],
-            "mean_oks": float(np.nanmean(oks)), "pck@0.1": pck(records, kps), "persons": len(records),
-            "per_person": per_person}  # fmt: skip
+    return {
+        "model": name,
+        "boxes": "GT",
+        "AP": oks_ap(gt["images"], gt["annotations"], dets),
+        "AP_ci95": [lo, hi],
+        "mean_oks": float(np.nanmean(oks)),
+        "pck@0.1": pck(records, kps),
+        "persons": len(records),
+        "per_person": per_person,
+    }
 
 
 def served_dets(onnx: Path, gt: dict, image_root: Path, image_ids: set[int] | None = None) -> tuple[list[dict], str]:
@@ -158,12 +165,20 @@ def evaluate_served(onnx: Path, ann_file: Path, image_root: Path, image_ids: set
     """Keypoint AP of what the service returns on whole frames (default detector and options, no flip)."""
     gt = json.loads(ann_file.read_text())
     if image_ids is not None:
-        gt = {**gt, "images": [i for i in gt["images"] if i["id"] in image_ids],
-              "annotations": [a for a in gt["annotations"] if a["image_id"] in image_ids]}  # fmt: skip
+        gt = {
+            **gt,
+            "images": [i for i in gt["images"] if i["id"] in image_ids],
+            "annotations": [a for a in gt["annotations"] if a["image_id"] in image_ids],
+        }
     dets, detector = served_dets(onnx, gt, image_root)
     lo, hi = bootstrap_ap(gt, dets)
-    return {"model": onnx.name, "boxes": f"served ({detector}, no flip)", "images": len(gt["images"]),
-            "AP": oks_ap(gt["images"], gt["annotations"], dets), "AP_ci95": [lo, hi]}  # fmt: skip
+    return {
+        "model": onnx.name,
+        "boxes": f"served ({detector}, no flip)",
+        "images": len(gt["images"]),
+        "AP": oks_ap(gt["images"], gt["annotations"], dets),
+        "AP_ci95": [lo, hi],
+    }
 
 
 def run(onnx: list[Path], teachers: bool, served: bool, ann_file: Path, image_root: Path) -> list[dict]:

@@ -30,9 +30,10 @@ def _stage_outputs(model) -> tuple[str, list[str]]:  # noqa: ANN001 - onnx.Model
     The stage outputs are the inputs of the stride-2 convolutions after the first one (which
     takes the normalised image); found by structure, not by tensor name."""
     stride2 = [
-        n for n in model.graph.node
+        n
+        for n in model.graph.node
         if n.op_type == "Conv" and any(a.name == "strides" and list(a.ints) == [2, 2] for a in n.attribute)
-    ]  # fmt: skip
+    ]
     if len(stride2) < 4:
         raise ValueError(f"expected at least 4 stride-2 convolutions, found {len(stride2)}")
     return stride2[0].input[0], [n.input[0] for n in stride2[1:4]]
@@ -62,18 +63,26 @@ class OnnxConvNet(nn.Module):
                 pads = list(attrs.get("pads", [0, 0, 0, 0]))
                 if pads[:2] != pads[2:]:
                     raise ValueError(f"{n.name}: asymmetric conv padding {pads}")
-                conv = nn.Conv2d(w.shape[1] * attrs.get("group", 1), w.shape[0], tuple(w.shape[2:]),
-                                 stride=tuple(attrs.get("strides", [1, 1])), padding=tuple(pads[:2]),
-                                 dilation=tuple(attrs.get("dilations", [1, 1])), groups=attrs.get("group", 1),
-                                 bias=len(n.input) > 2)  # fmt: skip
+                conv = nn.Conv2d(
+                    w.shape[1] * attrs.get("group", 1),
+                    w.shape[0],
+                    tuple(w.shape[2:]),
+                    stride=tuple(attrs.get("strides", [1, 1])),
+                    padding=tuple(pads[:2]),
+                    dilation=tuple(attrs.get("dilations", [1, 1])),
+                    groups=attrs.get("group", 1),
+                    bias=len(n.input) > 2,
+                )
                 conv.weight.data = torch.from_numpy(w.copy())
                 if conv.bias is not None:
                     conv.bias.data = torch.from_numpy(init[n.input[2]].copy())
                 self.convs[key] = conv
             elif n.op_type == "Pad":
                 p = [int(v) for v in init[n.input[1]]]  # [x1_begin.., x1_end..] over N, C, H, W
-                attrs = {"pad": (p[3], p[7], p[2], p[6]),
-                         "value": float(init[n.input[2]]) if len(n.input) > 2 and n.input[2] else 0.0}  # fmt: skip
+                attrs = {
+                    "pad": (p[3], p[7], p[2], p[6]),
+                    "value": float(init[n.input[2]]) if len(n.input) > 2 and n.input[2] else 0.0,
+                }
                 if p[0] or p[1] or p[4] or p[5]:
                     raise ValueError(f"{n.name}: padding over batch/channels")
             elif n.op_type not in ("LeakyRelu", "Concat", "MaxPool"):
@@ -95,8 +104,13 @@ class OnnxConvNet(nn.Module):
                 env[out] = F.pad(xs[0], a["pad"], value=a["value"])
             else:  # MaxPool
                 pads = list(a.get("pads", [0, 0, 0, 0]))
-                env[out] = F.max_pool2d(xs[0], tuple(a["kernel_shape"]), tuple(a.get("strides", [1, 1])),
-                                        tuple(pads[:2]), ceil_mode=bool(a.get("ceil_mode", 0)))  # fmt: skip
+                env[out] = F.max_pool2d(
+                    xs[0],
+                    tuple(a["kernel_shape"]),
+                    tuple(a.get("strides", [1, 1])),
+                    tuple(pads[:2]),
+                    ceil_mode=bool(a.get("ceil_mode", 0)),
+                )
         return [env[o] for o in self.outputs]
 
 

@@ -47,8 +47,16 @@ def quantize_student(src: Path, out: Path, ann_file: Path, image_root: Path, ste
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(src), str(pre))
-        quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, op_types_to_quantize=QUANT_OPS,
-                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)  # fmt: skip
+        quantize_static(
+            str(pre),
+            str(out),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=QUANT_OPS,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+        )
     model, source = onnx.load(str(out)), onnx.load(str(src))
     del model.metadata_props[:]
     for p in source.metadata_props:
@@ -57,8 +65,11 @@ def quantize_student(src: Path, out: Path, ann_file: Path, image_root: Path, ste
             import json
 
             raw = json.loads(value)
-            raw["extra"] = {**raw.get("extra", {}), "precision": "int8 (static QDQ, per-channel)",
-                            "calibration": f"{len(crops)} realpose-lab train crops"}  # fmt: skip
+            raw["extra"] = {
+                **raw.get("extra", {}),
+                "precision": "int8 (static QDQ, per-channel)",
+                "calibration": f"{len(crops)} realpose-lab train crops",
+            }
             value = json.dumps(raw, sort_keys=True)
         model.metadata_props.add(key=p.key, value=value)
     onnx.save(model, str(out))

@@ -10,11 +10,18 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_bench_quick_runs_and_reports_every_section(tmp_path):
     out = tmp_path / "bench"
-    r = subprocess.run([sys.executable, "-m", "bench", "--quick", "--out", str(out)], cwd=ROOT, capture_output=True,
-                       text=True, timeout=900)
+    r = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert r.returncode == 0, r.stderr[-4000:]
     res = json.loads((out.with_suffix(".json")).read_text())
-    assert {"ours, NanoDet (default) every frame", "ours, YOLO11n-det (timing) + GT boxes, every frame"} <= set(res["stages"])
+    assert {"ours, NanoDet (default) every frame", "ours, YOLO11n-det (timing) + GT boxes, every frame"} <= set(
+        res["stages"]
+    )
     assert res["detector_in_service"].startswith("nanodet:")
     for stages in res["stages"].values():
         assert stages["total"]["p50"] > 0 and stages["persons"]["p50"] >= 2  # the clips' people are found

@@ -29,8 +29,21 @@ def _lines(path):
 
 def test_video_cli_lockstep_writes_every_frame(server, data_root, tmp_path, capsys):
     out, js = tmp_path / "o.mp4", tmp_path / "o.jsonl"
-    rc = video_cli.main([_video(data_root), "--out", str(out), "--json", str(js), "--url", server.http,
-                         "--frames", "24", "--max-width", "360"])
+    rc = video_cli.main(
+        [
+            _video(data_root),
+            "--out",
+            str(out),
+            "--json",
+            str(js),
+            "--url",
+            server.http,
+            "--frames",
+            "24",
+            "--max-width",
+            "360",
+        ]
+    )
     assert rc == 0
     assert _frame_count(out) == 24
     lines = _lines(js)
@@ -43,8 +56,25 @@ def test_video_cli_lockstep_writes_every_frame(server, data_root, tmp_path, caps
 
 def test_video_cli_realtime_accounts_for_every_frame(server, data_root, tmp_path):
     js = tmp_path / "o.jsonl"
-    assert video_cli.main([_video(data_root, "pose2sim_multi_cam01"), "--out", str(tmp_path / "o.mp4"), "--json",
-                           str(js), "--url", server.http, "--frames", "40", "--realtime", "--max-width", "360"]) == 0
+    assert (
+        video_cli.main(
+            [
+                _video(data_root, "pose2sim_multi_cam01"),
+                "--out",
+                str(tmp_path / "o.mp4"),
+                "--json",
+                str(js),
+                "--url",
+                server.http,
+                "--frames",
+                "40",
+                "--realtime",
+                "--max-width",
+                "360",
+            ]
+        )
+        == 0
+    )
     lines = _lines(js)
     answered = {m["frame"] for m in lines if m["type"] == "result"}
     dropped = {m["frame"] for m in lines if m["type"] == "dropped"}
@@ -54,8 +84,24 @@ def test_video_cli_realtime_accounts_for_every_frame(server, data_root, tmp_path
 
 def test_webcam_cli_headless_on_a_video_file(server, data_root, tmp_path, capsys):
     out, js = tmp_path / "w.mp4", tmp_path / "w.jsonl"
-    rc = webcam_cli.main(["--video", _video(data_root, "pose2sim_multi_cam02"), "--headless", "--out", str(out),
-                          "--json", str(js), "--url", server.ws, "--frames", "30", "--max-width", "360", "--no-reconnect"])
+    rc = webcam_cli.main(
+        [
+            "--video",
+            _video(data_root, "pose2sim_multi_cam02"),
+            "--headless",
+            "--out",
+            str(out),
+            "--json",
+            str(js),
+            "--url",
+            server.ws,
+            "--frames",
+            "30",
+            "--max-width",
+            "360",
+            "--no-reconnect",
+        ]
+    )
     assert rc == 0
     lines = _lines(js)
     results = [m for m in lines if m["type"] == "result"]
@@ -115,8 +161,19 @@ def test_video_cli_fails_fast_on_a_refused_key(data_root, tmp_path, capsys):
 
     with make_server(api_key="right-key") as s:
         t0 = time.perf_counter()
-        rc = video_cli.main([_video(data_root), "--out", str(tmp_path / "o.mp4"), "--url", s.http,
-                             "--frames", "4", "--api-key", "wrong-key"])  # fmt: skip
+        rc = video_cli.main(
+            [
+                _video(data_root),
+                "--out",
+                str(tmp_path / "o.mp4"),
+                "--url",
+                s.http,
+                "--frames",
+                "4",
+                "--api-key",
+                "wrong-key",
+            ]
+        )
         elapsed = time.perf_counter() - t0
     err = capsys.readouterr().err
     assert rc == 2 and "401" in err and "API key" in err

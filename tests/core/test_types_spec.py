@@ -47,8 +47,17 @@ def test_result_objects_check_shapes():
 
 
 def test_detector_spec_roundtrips_through_metadata():
-    spec = DetectorSpec(name="d", version="1", input_size=416, class_names=("cat", "person"), person_class=1,
-                        strides=(8, 16, 32, 64), precision="int8", source="src", license="Apache-2.0")  # fmt: skip
+    spec = DetectorSpec(
+        name="d",
+        version="1",
+        input_size=416,
+        class_names=("cat", "person"),
+        person_class=1,
+        strides=(8, 16, 32, 64),
+        precision="int8",
+        source="src",
+        license="Apache-2.0",
+    )
     meta = spec.to_metadata()
     assert DETECTOR_SPEC_KEY in meta and SPEC_KEY not in meta
     assert DetectorSpec.from_metadata(meta) == spec

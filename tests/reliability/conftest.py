@@ -48,8 +48,15 @@ class ServiceProcess:
 
     def __init__(self, port: int | None = None, **env: str):
         self.port = port or free_port()
-        self.env = {**os.environ, "POSE_THREADS": "1", "POSE_WORKERS": "2", "POSE_MAX_FPS": "1000",
-                    "POSE_HOST": "127.0.0.1", "POSE_PORT": str(self.port), **env}  # fmt: skip
+        self.env = {
+            **os.environ,
+            "POSE_THREADS": "1",
+            "POSE_WORKERS": "2",
+            "POSE_MAX_FPS": "1000",
+            "POSE_HOST": "127.0.0.1",
+            "POSE_PORT": str(self.port),
+            **env,
+        }
         self.proc: subprocess.Popen[str] | None = None
 
     @property
@@ -63,8 +70,14 @@ class ServiceProcess:
     def start(self) -> ServiceProcess:
         # logs go to a file: an unread pipe would fill up and stall the server
         self.log = tempfile.NamedTemporaryFile("w+", prefix="okpose-service-", suffix=".log", delete=False)  # noqa: SIM115
-        self.proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT, env=self.env, text=True,
-                                     stdout=self.log, stderr=subprocess.STDOUT)  # fmt: skip
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "service"],
+            cwd=ROOT,
+            env=self.env,
+            text=True,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.time() + 60
         while time.time() < deadline:
             if self.proc.poll() is not None:

@@ -84,6 +84,7 @@ def test_slow_consumer_is_bounded_then_cut_off(multi_frames):
     server = make_server(send_timeout_s=1.0)
     server.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)  # accepted sockets inherit it
     with server as s:
+
         async def flood_then_read():
             sock = socket.socket()
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
@@ -110,8 +111,14 @@ def test_slow_consumer_is_bounded_then_cut_off(multi_frames):
         while s.engine.limiter.total and time.time() < deadline:
             time.sleep(0.05)
         assert s.engine.limiter.total == 0
-    report("slow consumer", frames_sent=sent, processed=int(processed), dropped=int(dropped), backlog_read=backlog,
-           close_code=code)  # fmt: skip
+    report(
+        "slow consumer",
+        frames_sent=sent,
+        processed=int(processed),
+        dropped=int(dropped),
+        backlog_read=backlog,
+        close_code=code,
+    )
 
 
 class FlakyPose(TopDown):
@@ -138,6 +145,7 @@ def _engine_with(pose_wrapper, **overrides):
 def test_exception_on_one_frame_is_reported_and_stream_continues(multi_frames):
     engine, overrides = _engine_with(lambda base: FlakyPose(base, fail_on=3))  # warm-up is call 1
     with make_server(engine, **overrides) as server:
+
         async def run3():
             out = []
             async with websockets.connect(server.ws, max_size=None) as ws:
@@ -248,6 +256,7 @@ def _frames(data_root, n):
 
 def test_limits_streams_per_client_and_concurrent_requests(multi_frames):
     with make_server(max_streams_per_client=1, max_requests_per_client=1) as s:
+
         async def two_streams():
             async with websockets.connect(s.ws) as ws1:
                 await _hello(ws1)
@@ -261,8 +270,12 @@ def test_limits_streams_per_client_and_concurrent_requests(multi_frames):
 
         async def burst():
             async with httpx.AsyncClient(timeout=60) as c:
-                return await asyncio.gather(*[c.post(f"{s.http}/pose", content=multi_frames[0],
-                                                     headers={"content-type": "image/jpeg"}) for _ in range(6)])
+                return await asyncio.gather(
+                    *[
+                        c.post(f"{s.http}/pose", content=multi_frames[0], headers={"content-type": "image/jpeg"})
+                        for _ in range(6)
+                    ]
+                )
 
         codes = [r.status_code for r in asyncio.run(burst())]
         assert 200 in codes and 429 in codes and set(codes) <= {200, 429}
@@ -273,11 +286,13 @@ def test_limits_streams_per_client_and_concurrent_requests(multi_frames):
 
 def test_origin_allow_list_for_browser_and_websocket(multi_frames):
     with make_server(allowed_origins="http://good.example") as s:
-        pre = httpx.options(f"{s.http}/pose", headers={"Origin": "http://good.example",
-                                                        "Access-Control-Request-Method": "POST"})
+        pre = httpx.options(
+            f"{s.http}/pose", headers={"Origin": "http://good.example", "Access-Control-Request-Method": "POST"}
+        )
         assert pre.headers.get("access-control-allow-origin") == "http://good.example"
-        bad = httpx.options(f"{s.http}/pose", headers={"Origin": "http://evil.example",
-                                                        "Access-Control-Request-Method": "POST"})
+        bad = httpx.options(
+            f"{s.http}/pose", headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"}
+        )
         assert "access-control-allow-origin" not in bad.headers
 
         async def ws(origin):

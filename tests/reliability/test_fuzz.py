@@ -23,8 +23,15 @@ HTTP_EXAMPLES = 1500 if FULL else 60
 WS_EXAMPLES = 2000 if FULL else 150
 
 
-CHECKS = ",".join(("not_a_server_error", "response_schema_conformance", "status_code_conformance",
-                   "content_type_conformance", "response_headers_conformance"))  # fmt: skip
+CHECKS = ",".join(
+    (
+        "not_a_server_error",
+        "response_schema_conformance",
+        "status_code_conformance",
+        "content_type_conformance",
+        "response_headers_conformance",
+    )
+)
 
 
 @pytest.mark.timeout(1800)
@@ -35,10 +42,24 @@ def test_schemathesis_no_server_errors_and_answers_match_the_schema(tmp_path):
     try:
         schemathesis = str(Path(sys.executable).parent / "schemathesis")
         r = subprocess.run(
-            [schemathesis, "run", f"{svc.http}/openapi.json", "--checks", CHECKS,
-             "--max-examples", str(HTTP_EXAMPLES), "--seed", "1", "--report-dir", str(tmp_path)],
-            capture_output=True, text=True, timeout=1800, env={**os.environ, "NO_COLOR": "1"},
-        )  # fmt: skip
+            [
+                schemathesis,
+                "run",
+                f"{svc.http}/openapi.json",
+                "--checks",
+                CHECKS,
+                "--max-examples",
+                str(HTTP_EXAMPLES),
+                "--seed",
+                "1",
+                "--report-dir",
+                str(tmp_path),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            env={**os.environ, "NO_COLOR": "1"},
+        )
         assert r.returncode == 0, r.stdout[-4000:]
         m = re.search(r"(\d+) generated, (\d+) passed", r.stdout)
         assert m and m.group(1) == m.group(2), r.stdout[-2000:]
@@ -82,13 +103,15 @@ def test_websocket_fuzzing_every_frame_gets_an_answer(server, multi_frames):
             m = json.loads(await asyncio.wait_for(ws.recv(), 30))
             assert m["type"] == "result" and m["frame"] == len(cases)
 
-    @settings(max_examples=max(1, WS_EXAMPLES // 10), deadline=None, database=None,
-              suppress_health_check=list(HealthCheck))  # fmt: skip
+    @settings(
+        max_examples=max(1, WS_EXAMPLES // 10), deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    )
     @given(st.lists(payloads, min_size=1, max_size=10), st.lists(st.text(max_size=200), max_size=3))
     def run(cases, texts):
         asyncio.run(session(cases, texts))
 
     run()
+
     # oversized message (beyond the image limit): an error with the frame id, connection intact
     async def oversized():
         async with websockets.connect(server.ws, max_size=None) as ws:
@@ -102,5 +125,4 @@ def test_websocket_fuzzing_every_frame_gets_an_answer(server, multi_frames):
     asyncio.run(oversized())
     assert httpx.get(f"{server.http}/health").status_code == 200
     total = outcomes["error"] + outcomes["result"] + outcomes["text_errors"]
-    report("websocket fuzzing", cases=total, errors_reported=outcomes["error"] + outcomes["text_errors"],
-           unanswered=0)  # fmt: skip
+    report("websocket fuzzing", cases=total, errors_reported=outcomes["error"] + outcomes["text_errors"], unanswered=0)

@@ -39,7 +39,7 @@ async def stream(url: str, frames: list[bytes], seconds: float, fps: float = 15.
         while not task.done() or len(answered) + len(dropped) + errors < len(sent):
             try:
                 m = json.loads(await asyncio.wait_for(ws.recv(), 30))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 break
             dropped.update(m.get("dropped", []))
             if m["type"] == "result":
@@ -48,8 +48,14 @@ async def stream(url: str, frames: list[bytes], seconds: float, fps: float = 15.
             elif m["type"] == "error":
                 errors += 1
     lost = set(sent) - answered - dropped
-    return {"sent": len(sent), "answered": len(answered), "dropped": len(dropped), "errors": errors,
-            "lost": len(lost), "lat": lat}  # fmt: skip
+    return {
+        "sent": len(sent),
+        "answered": len(answered),
+        "dropped": len(dropped),
+        "errors": errors,
+        "lost": len(lost),
+        "lat": lat,
+    }
 
 
 async def rest_uploads(http: str, image: bytes, seconds: float) -> tuple[int, int]:
@@ -69,9 +75,11 @@ def test_soak_streams_and_uploads(data_root):
     frames = video_frames(data_root, "pose2sim_multi_cam02", 60, width=360)
     svc = ServiceProcess(POSE_MAX_STREAMS_PER_CLIENT="16").start()
     try:
+
         async def all_load(seconds: float):
-            return await asyncio.gather(*[stream(svc.ws, frames, seconds) for _ in range(STREAMS)],
-                                        rest_uploads(svc.http, frames[0], seconds))  # fmt: skip
+            return await asyncio.gather(
+                *[stream(svc.ws, frames, seconds) for _ in range(STREAMS)], rest_uploads(svc.http, frames[0], seconds)
+            )
 
         # warm-up under the same load (allocator and ORT arenas reach their working size), then measure
         asyncio.run(all_load(8))
@@ -86,12 +94,20 @@ def test_soak_streams_and_uploads(data_root):
     lost = sum(s["lost"] for s in streams)
     p95 = float(np.percentile([x for s in streams for x in s["lat"]], 95))
     growth = (rss_end - rss_start) / rss_start
-    report(f"soak {STREAMS} streams x {SECONDS}s + REST", frames_sent=sent, answered=answered,
-           dropped=sum(s["dropped"] for s in streams), errors=sum(s["errors"] for s in streams), lost=lost,
-           p95_ms=round(p95), rest_ok=rest_ok, rest_5xx=rest_5xx,
-           rss_mb=f"{rss_start:.0f}->{rss_end:.0f} ({100 * growth:+.1f}%)")  # fmt: skip
+    report(
+        f"soak {STREAMS} streams x {SECONDS}s + REST",
+        frames_sent=sent,
+        answered=answered,
+        dropped=sum(s["dropped"] for s in streams),
+        errors=sum(s["errors"] for s in streams),
+        lost=lost,
+        p95_ms=round(p95),
+        rest_ok=rest_ok,
+        rest_5xx=rest_5xx,
+        rss_mb=f"{rss_start:.0f}->{rss_end:.0f} ({100 * growth:+.1f}%)",
+    )
     assert lost == 0  # every frame answered or reported dropped by id
     assert all(s["answered"] > 0 for s in streams)  # every stream keeps getting fresh results
     assert rest_ok > 0 and rest_5xx == 0
-    assert 'pose_errors_total{kind="frame"}' not in metrics or "pose_errors_total{kind=\"frame\"} 0.0" in metrics
+    assert 'pose_errors_total{kind="frame"}' not in metrics or 'pose_errors_total{kind="frame"} 0.0' in metrics
     assert growth < 0.05, f"memory grew {100 * growth:.1f}% after warm-up"

@@ -131,11 +131,15 @@ def test_spec_comes_from_the_model_metadata():
 
 
 def test_auto_picks_by_what_the_file_is(tmp_path, caplog):
-    assert isinstance(build_detector(DetectorConfig.from_settings(Settings(threads=1))), NanoDetDetector)  # the shipped default
+    assert isinstance(
+        build_detector(DetectorConfig.from_settings(Settings(threads=1))), NanoDetDetector
+    )  # the shipped default
     fixed = build_detector(DetectorConfig.from_settings(Settings(threads=1, detector_input=416)))
     assert isinstance(fixed, NanoDetDetector) and fixed.size == 416
     with caplog.at_level(logging.ERROR, logger="service.detector"):
-        fallback = build_detector(DetectorConfig.from_settings(Settings(threads=1, detector_model=str(tmp_path / "missing.onnx"))))
+        fallback = build_detector(
+            DetectorConfig.from_settings(Settings(threads=1, detector_model=str(tmp_path / "missing.onnx")))
+        )
     assert isinstance(fallback, HogDetector)
     assert any("HOG" in r.getMessage() and r.levelno == logging.ERROR for r in caplog.records)
 
@@ -153,7 +157,9 @@ def test_an_onnx_without_detector_spec_is_treated_as_yolo(tmp_path):
     )
     path = tmp_path / "user_yolo.onnx"
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(path))
-    assert isinstance(build_detector(DetectorConfig.from_settings(Settings(threads=1, detector_model=str(path)))), YoloOnnxDetector)
+    assert isinstance(
+        build_detector(DetectorConfig.from_settings(Settings(threads=1, detector_model=str(path)))), YoloOnnxDetector
+    )
 
 
 def test_ready_names_nanodet(server):
@@ -207,8 +213,11 @@ def test_ultralytics_backend_gives_each_worker_thread_its_own_model(tmp_path):
             me = threading.get_ident()
             assert self.owner in (None, me), "one model used by two threads"
             self.owner = me
-            boxes = type("Boxes", (), {"xyxy": Tensor(np.array([[1, 2, 30, 60]], np.float32)),
-                                       "conf": Tensor(np.array([0.9], np.float32))})  # fmt: skip
+            boxes = type(
+                "Boxes",
+                (),
+                {"xyxy": Tensor(np.array([[1, 2, 30, 60]], np.float32)), "conf": Tensor(np.array([0.9], np.float32))},
+            )
             return [type("Result", (), {"boxes": boxes})]
 
     det = UltralyticsDetector(str(weights), 0.3, load=Model)

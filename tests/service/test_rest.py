@@ -116,8 +116,9 @@ def test_health_ready_metrics_openapi(server, val_image):
 
 
 def _post(server, image, **params):
-    return httpx.post(f"{server.http}/pose", params=params, content=image, headers={"content-type": "image/jpeg"},
-                      timeout=30)  # fmt: skip
+    return httpx.post(
+        f"{server.http}/pose", params=params, content=image, headers={"content-type": "image/jpeg"}, timeout=30
+    )
 
 
 def test_client_boxes_outside_the_image_are_refused_or_clipped(server, val_image):
@@ -162,10 +163,17 @@ def _chunked_upload_until_answered(port: int, multipart: bool, total: int, chunk
 
     boundary = "okposeboundary"
     ctype = f"multipart/form-data; boundary={boundary}" if multipart else "image/jpeg"
-    head = (f"POST /pose HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {ctype}\r\n"
-            "Transfer-Encoding: chunked\r\n\r\n").encode()  # fmt: skip
-    part = (f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="big.jpg"\r\n'
-            "Content-Type: image/jpeg\r\n\r\n").encode() if multipart else b""  # fmt: skip
+    head = (
+        f"POST /pose HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {ctype}\r\nTransfer-Encoding: chunked\r\n\r\n"
+    ).encode()
+    part = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="big.jpg"\r\n'
+            "Content-Type: image/jpeg\r\n\r\n"
+        ).encode()
+        if multipart
+        else b""
+    )
     sent = 0
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
         sock.sendall(head)
@@ -207,11 +215,16 @@ def test_openapi_describes_the_wire(server, val_image):
     # every error status, validation included, is {"detail": str} on the wire and in the schema
     for code in ("400", "401", "413", "415", "422", "429"):
         assert post["responses"][code]["content"]["application/json"]["schema"] == err, code
-    wire_422 = httpx.post(f"{server.http}/pose", params={"max_persons": 0}, content=val_image,
-                          headers={"content-type": "image/jpeg"}).json()  # fmt: skip
+    wire_422 = httpx.post(
+        f"{server.http}/pose", params={"max_persons": 0}, content=val_image, headers={"content-type": "image/jpeg"}
+    ).json()
     assert isinstance(wire_422["detail"], str) and "max_persons" in wire_422["detail"]
-    assert set(post["requestBody"]["content"]) == {"multipart/form-data", "image/jpeg", "image/png",
-                                                   "application/octet-stream"}  # fmt: skip
+    assert set(post["requestBody"]["content"]) == {
+        "multipart/form-data",
+        "image/jpeg",
+        "image/png",
+        "application/octet-stream",
+    }
     assert "X-API-Key" in json.dumps(spec["components"]["securitySchemes"])  # the Authorize button
     assert post["security"]
     ready = spec["paths"]["/ready"]["get"]["responses"]

@@ -29,8 +29,12 @@ def test_corrupt_model_names_the_file(tmp_path):
 
 def test_model_without_spec_metadata_is_refused(tmp_path):
     node = helper.make_node("Identity", ["input"], ["heatmaps"])
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 8, 8])],
-                              [helper.make_tensor_value_info("heatmaps", TensorProto.FLOAT, [1, 3, 8, 8])])
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("heatmaps", TensorProto.FLOAT, [1, 3, 8, 8])],
+    )
     path = tmp_path / "plain.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     with pytest.raises(ModelLoadError, match="okpose.spec"):
@@ -50,8 +54,12 @@ def test_cli_fails_fast_naming_the_missing_model(tmp_path):
     import sys
 
     missing = tmp_path / "missing_student.onnx"
-    r = subprocess.run([sys.executable, "-m", "service", "--port", "1", "--pose-model", str(missing)],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "service", "--port", "1", "--pose-model", str(missing)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 1
     assert "missing_student.onnx" in r.stderr and "Traceback" not in r.stderr
 

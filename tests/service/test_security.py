@@ -36,6 +36,7 @@ def test_api_key_in_subprotocol_and_never_in_logs():
     the access log shows it redacted; the key appears in no log line."""
     svc = ServiceProcess(POSE_API_KEY=KEY).start()
     try:
+
         async def run():
             return [
                 await _hello_or_status(svc.ws, subprotocols=["okpose", _key_protocol(KEY)]),
@@ -70,9 +71,12 @@ def test_per_client_limits_count_the_forwarded_client_only_from_trusted_proxies(
     different X-Forwarded-For each get theirs and a second stream of one of them is refused; from an
     untrusted peer the header is ignored, so the second user counts as the same client."""
     with make_server(max_streams_per_client=1, trusted_proxies="127.0.0.1" if trusted else "") as s:
+
         async def second_users():
-            return [await _hello_or_status(s.ws, additional_headers={"X-Forwarded-For": ip})
-                    for ip in ("10.0.0.2", "10.0.0.1")]  # fmt: skip
+            return [
+                await _hello_or_status(s.ws, additional_headers={"X-Forwarded-For": ip})
+                for ip in ("10.0.0.2", "10.0.0.1")
+            ]
 
         other, same = asyncio.run(_hold(s.ws, "10.0.0.1", second_users))
     if trusted:

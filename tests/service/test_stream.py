@@ -251,83 +251,22 @@ def test_a_person_entering_on_a_skip_frame_is_found_within_k_frames(server, mult
 
 def test_box_means_the_same_on_every_frame(server, multi_frames):
     """A person's box on frames where the stream follows its tracks is the detector-style box, not a
-    keypoint box: it overlaps the box the detector gives on that same frame, and a person's box
-    width does not jump between detector and skip frames."""
+    (smaller) keypoint box: compared with the detector's box for the same person on the same frame, it
+    overlaps it and has the same width (median over the clip: keypoint boxes were ~7 % narrower)."""
     import numpy as np
 
     from posecore.oks import box_iou
 
-    every = asyncio.run(_persons_per_frame(server.ws, multi_frames[:24], 1))
-    skipping = asyncio.run(_persons_per_frame(server.ws, multi_frames[:24], 3))
-    ious, jumps = [], []
+    every = asyncio.run(_persons_per_frame(server.ws, multi_frames, 1))
+    skipping = asyncio.run(_persons_per_frame(server.ws, multi_frames, 3))
+    ious, ratios = [], []
     for a, b in zip(every, skipping, strict=True):
         if b["detector_ran"] or not a["persons"] or not b["persons"]:
             continue
-        iou = box_iou(np.array([p["box"] for p in b["persons"]]), np.array([p["box"] for p in a["persons"]]))
+        bb, ab = np.array([p["box"] for p in b["persons"]]), np.array([p["box"] for p in a["persons"]])
+        iou = box_iou(bb, ab)
+        j = iou.argmax(axis=1)
         ious.extend(iou.max(axis=1).tolist())
-    widths: dict[int, list[float]] = {}
-    for m in skipping:
-        for p in m["persons"]:
-            widths.setdefault(p["track_id"], []).append(p["box"][2] - p["box"][0])
-    for w in widths.values():
-        jumps.extend((np.abs(np.diff(w)) / np.asarray(w[:-1])).tolist())
-    assert len(ious) >= 20
-    assert np.median(ious) > 0.85 and np.percentile(jumps, 90) < 0.12, (np.median(ious), np.percentile(jumps, 90))
-
-
-def test_frames_above_16_mib_get_an_answer_when_the_limit_allows_them(multi_frames):
-    """POSE_MAX_IMAGE_BYTES above uvicorn's default 16 MiB message limit: a 17 MiB frame is read and
-    answered with its id (here: not an image), one over the image limit gets the limit error with its
-    id, and the stream goes on."""
-    limit = 20 * 1024 * 1024
-    with make_server(max_image_bytes=limit) as s:
-        async def run():
-            async with websockets.connect(s.ws, max_size=None) as ws:
-                await _hello(ws)
-                await ws.send(b"\x00" * (17 * 1024 * 1024))  # frame 0
-                a = await _recv(ws, 60)
-                await ws.send(b"\x00" * (limit + 1024))  # frame 1
-                b = await _recv(ws, 60)
-                await ws.send(multi_frames[0])  # frame 2
-                return a, b, await _recv(ws, 60)
-
-        a, b, c = asyncio.run(run())
-    assert a["type"] == "error" and a["frame"] == 0 and "not a JPEG or PNG" in a["error"]
-    assert b["type"] == "error" and b["frame"] == 1 and "limit" in b["error"]
-    assert c["type"] == "result" and c["frame"] == 2
-
-
-def test_config_applies_to_frames_received_after_it(server, multi_frames):
-    """Each frame is processed with the options current when it arrived: a config sent right after a
-    frame (while that frame is in flight) changes the next frame, not the one being processed."""
-
-    async def run():
-        async with websockets.connect(server.ws, max_size=None) as ws:
-            await _hello(ws)
-            await ws.send(multi_frames[0])
-            await ws.send(json.dumps({"type": "config", "max_persons": 1}))
-            msgs = [await _recv(ws), await _recv(ws)]
-            await ws.send(multi_frames[1])
-            msgs.append(await _recv(ws))
-            return msgs
-
-    msgs = asyncio.run(run())
-    by_type = {m["type"]: m for m in msgs[:2]}
-    assert len(by_type["result"]["persons"]) >= 2 and by_type["result"]["frame"] == 0
-    assert by_type["config_ack"]["config"]["max_persons"] == 1
-    assert len(msgs[2]["persons"]) == 1 and msgs[2]["frame"] == 1
-
-
-def test_options_are_immutable():
-    from pydantic import ValidationError
-
-    from service.options import Options, OptionsUpdate
-    from service.settings import Settings
-
-    opts = Options.from_settings(Settings())
-    with pytest.raises(ValidationError):
-        opts.max_persons = 3  # type: ignore[misc]
-    new = opts.updated(OptionsUpdate(max_persons=3))
-    assert (opts.max_persons, new.max_persons) == (Settings().max_persons, 3)
-    with pytest.raises(ValidationError):
-        OptionsUpdate(max_persons=0)
+        ratios.extend(((bb[:, 2] - bb[:, 0]) / (ab[j, 2] - ab[j, 0])).tolist())
+    assert len(ious) >= 40
+    assert np.median(ious) > 0.9 and abs(np.median(ratios) - 1) < 0.03, (np.median(ious), np.median(ratios))

@@ -41,9 +41,16 @@ def mpii_root(tmp_path_factory, data_root):
         for r in recs:
             x1, y1, x2, y2 = r.box_xyxy
             mp = to_mpii(np.asarray(r.keypoints))
-            items.append({"image": r.image_path.split("/images/")[-1], "center": [(x1 + x2) / 2, (y1 + y2) / 2],
-                          "scale": max(x2 - x1, y2 - y1) / 200, "joints": mp[:, :2].tolist(),
-                          "joints_vis": (mp[:, 2] > 0).astype(int).tolist(), "head_size": 0.3 * (y2 - y1)})  # fmt: skip
+            items.append(
+                {
+                    "image": r.image_path.split("/images/")[-1],
+                    "center": [(x1 + x2) / 2, (y1 + y2) / 2],
+                    "scale": max(x2 - x1, y2 - y1) / 200,
+                    "joints": mp[:, :2].tolist(),
+                    "joints_vis": (mp[:, 2] > 0).astype(int).tolist(),
+                    "head_size": 0.3 * (y2 - y1),
+                }
+            )
         (root / "annotations" / f"mpii_{split}.json").write_text(json.dumps(items))
     return root
 
@@ -65,8 +72,9 @@ def test_augment_sample_keeps_keypoints_on_the_body_for_either_schema(skeleton, 
     flipped = 0
     perm = skeleton.flip_index()
     for seed in range(20):
-        crop, out, mat = augment_sample(np.random.default_rng(seed), img, np.asarray(rec.box_xyxy), kps, cfg,
-                                        (48, 64), 1.25, skeleton, img)  # fmt: skip
+        crop, out, mat = augment_sample(
+            np.random.default_rng(seed), img, np.asarray(rec.box_xyxy), kps, cfg, (48, 64), 1.25, skeleton, img
+        )
         assert crop.shape == (64, 48, 3) and out.shape == kps.shape
         # keypoints follow the crop's own transform; after a flip, by the schema's left/right pairs
         moved = apply_affine(kps[:, :2], mat)
@@ -99,10 +107,24 @@ def test_skeletons_are_consistent():
 def test_mpii_config_trains_with_background_swap(mpii_root, tmp_path):
     """The paper-scale MPII config, shrunk: 16 joints through augmentation (background swap always on),
     the OKDHP loss, PCKh evaluation and export."""
-    args = ["train", "--config", "trainer/configs/hourglass_mpii.yaml", f"data.root={mpii_root}",
-            f"train.out_dir={tmp_path}", "train.name=mpii", "train.device=cpu", "train.workers=0", "train.threads=1",
-            "data.input_wh=[64,64]", "model.width=16", "optim.batch_size=4", "optim.epochs=1",
-            "augment.background_prob=1.0", "train.eval_every=1", "optim.warmup_iters=1"]  # fmt: skip
+    args = [
+        "train",
+        "--config",
+        "trainer/configs/hourglass_mpii.yaml",
+        f"data.root={mpii_root}",
+        f"train.out_dir={tmp_path}",
+        "train.name=mpii",
+        "train.device=cpu",
+        "train.workers=0",
+        "train.threads=1",
+        "data.input_wh=[64,64]",
+        "model.width=16",
+        "optim.batch_size=4",
+        "optim.epochs=1",
+        "augment.background_prob=1.0",
+        "train.eval_every=1",
+        "optim.warmup_iters=1",
+    ]
     assert main(args) == 0
     metrics = json.loads((tmp_path / "mpii" / "metrics.json").read_text())["metrics"]
     assert metrics and all(0.0 <= m.get("PCKh", m.get("AP", 0.0)) <= 1.0 for m in metrics.values())

@@ -11,8 +11,14 @@ from trainer.evaluate import instance_score, pckh
 
 def test_mpii_loader_boxes_and_visibility(tmp_path):
     items = [
-        {"image": "a.jpg", "center": [100, 200], "scale": 1.5, "joints": [[10 * i, 5 * i] for i in range(16)],
-         "joints_vis": [1] * 15 + [0], "head_size": 30.0},
+        {
+            "image": "a.jpg",
+            "center": [100, 200],
+            "scale": 1.5,
+            "joints": [[10 * i, 5 * i] for i in range(16)],
+            "joints_vis": [1] * 15 + [0],
+            "head_size": 30.0,
+        },
     ]
     ann = tmp_path / "mpii.json"
     ann.write_text(json.dumps(items))
@@ -24,8 +30,7 @@ def test_mpii_loader_boxes_and_visibility(tmp_path):
 
 @pytest.mark.parametrize("offset,expected", [(0.0, 1.0), (14.0, 1.0), (16.0, 0.0)])
 def test_pckh_threshold(tmp_path, offset, expected):
-    items = [{"image": "a.jpg", "center": [0, 0], "scale": 1, "joints": [[i, i] for i in range(16)],
-              "head_size": 30.0}]
+    items = [{"image": "a.jpg", "center": [0, 0], "scale": 1, "joints": [[i, i] for i in range(16)], "head_size": 30.0}]
     ann = tmp_path / "m.json"
     ann.write_text(json.dumps(items))
     recs = load_mpii(ann, tmp_path)

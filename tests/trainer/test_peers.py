@@ -53,7 +53,9 @@ def test_bootstrap_interval_widens_with_disagreement(val):
     rng = np.random.default_rng(0)
     half = rng.random(len(recs)) < 0.5  # half the people badly off: AP varies with the resample
     kps[half, :, :2] += 40
-    dets = [{"image_id": r.image_id, "category_id": 1, "keypoints": k.reshape(-1).tolist(), "score": float(s)}
-            for r, k, s in zip(recs, kps, instance_score(kps), strict=True)]  # fmt: skip
+    dets = [
+        {"image_id": r.image_id, "category_id": 1, "keypoints": k.reshape(-1).tolist(), "score": float(s)}
+        for r, k, s in zip(recs, kps, instance_score(kps), strict=True)
+    ]
     lo, hi = bootstrap_ap(gt, dets, n=30)
     assert 0.0 < lo < hi < 1.0

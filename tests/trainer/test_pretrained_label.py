@@ -37,8 +37,9 @@ def test_encoder_matches_the_detector_graph_it_was_cut_from(tmp_path):
 
 @pytest.mark.parametrize("stages", [2, 3])
 def test_nanodet_student_shapes_and_single_branch(stages):
-    net = MultiBranchNet(ModelConfig(arch="nanodet", width=32, num_branches=2, branch_depths=[1, 1],
-                                     pretrained_stages=stages)).eval()  # fmt: skip
+    net = MultiBranchNet(
+        ModelConfig(arch="nanodet", width=32, num_branches=2, branch_depths=[1, 1], pretrained_stages=stages)
+    ).eval()
     x = torch.randn(2, 3, 160, 128)
     with torch.no_grad():
         out = net(x)
@@ -53,9 +54,11 @@ def fixed_teacher(path: Path, side: int, yxs: np.ndarray) -> Path:
     const = numpy_helper.from_array(yxs.reshape(1, 1, 17, 3).astype(np.float32), "answer")
     g = helper.make_graph(
         [helper.make_node("Shape", ["input"], ["shape"]), helper.make_node("Identity", ["answer"], ["out"])],
-        "fixed", [helper.make_tensor_value_info("input", TensorProto.INT32, [1, side, side, 3])],
-        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 1, 17, 3])], [const],
-    )  # fmt: skip
+        "fixed",
+        [helper.make_tensor_value_info("input", TensorProto.INT32, [1, side, side, 3])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 1, 17, 3])],
+        [const],
+    )
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     return path
 
@@ -71,7 +74,9 @@ def test_teacher_maps_crop_coordinates_back_and_undoes_the_mirror(tmp_path):
     assert plain[5, :2] == pytest.approx([140 + 0.25 * 125, 100 - 0.25 * 125], abs=1e-3)
     # the mirrored crop's answer for "left shoulder" is our right shoulder, mirrored about the centre
     assert mirrored[6, :2] == pytest.approx([140 - 0.25 * 125, 100 - 0.25 * 125], abs=1e-3)
-    assert plain[0, :2] == pytest.approx([140, 100], abs=1e-3) and mirrored[0, :2] == pytest.approx([140, 100], abs=1e-3)
+    assert plain[0, :2] == pytest.approx([140, 100], abs=1e-3) and mirrored[0, :2] == pytest.approx(
+        [140, 100], abs=1e-3
+    )
 
 
 @pytest.mark.parametrize(

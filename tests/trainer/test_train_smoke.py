@@ -101,7 +101,9 @@ def test_quantize_keeps_the_spec_and_the_outputs(smoke_run, tmp_path, capsys, da
     fp32, int8 = tmp_path / "s.onnx", tmp_path / "s-int8.onnx"
     assert main(["export", "--checkpoint", str(smoke_run / "final.pt"), "--out", str(fp32)]) == 0
     capsys.readouterr()
-    n = quantize_student(fp32, int8, data_root / "annotations" / "person_keypoints_train.json", data_root / "images", 100)
+    n = quantize_student(
+        fp32, int8, data_root / "annotations" / "person_keypoints_train.json", data_root / "images", 100
+    )
     assert n == 12  # every 100th of the 1170 train persons
     ops = {node.op_type for node in onnx.load(str(int8)).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
@@ -118,8 +120,12 @@ def test_quantize_keeps_the_spec_and_the_outputs(smoke_run, tmp_path, capsys, da
     from trainer.data import load_coco
 
     recs = load_coco(data_root / "annotations" / "person_keypoints_val.json", data_root / "images")[::20]
-    x = np.concatenate([normalize_crops(prepare_crops(cv2.imread(r.image_path), np.asarray([r.box_xyxy]), spec_a)[0],
-                                        spec_a) for r in recs])  # fmt: skip
+    x = np.concatenate(
+        [
+            normalize_crops(prepare_crops(cv2.imread(r.image_path), np.asarray([r.box_xyxy]), spec_a)[0], spec_a)
+            for r in recs
+        ]
+    )
     ref, got = a.run(None, {"input": x})[0], b.run(None, {"input": x})[0]
     # a 2-epoch model's heatmaps are nearly flat, so compare the whole maps, not single extremes
     assert np.corrcoef(ref.ravel(), got.ravel())[0, 1] > 0.9
