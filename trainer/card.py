@@ -13,8 +13,8 @@ import numpy as np
 from posecore.spec import ModelSpec
 from trainer.cli_eval import onnx_predictor
 from trainer.config import load_config
+from trainer.data import ann_path, load_records
 from trainer.evaluate import coco_ap, per_keypoint_error, predict_records
-from trainer.loop import ann_path, load_records
 
 CI_SUBSET = 40  # val persons the CI regression test evaluates (first N, in file order)
 

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:
+    from posecore.spec import ModelSpec
+    from trainer.config import ExperimentConfig
+    from trainer.network import OKDHPNet
 
 
 def save_checkpoint(path: str | Path, **state: Any) -> None:
@@ -22,3 +27,16 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         if key not in state:
             raise ValueError(f"{path} is not a trainer checkpoint (missing {key!r})")
     return state
+
+
+def rebuild(state: dict[str, Any]) -> tuple[OKDHPNet, ExperimentConfig, ModelSpec]:
+    """The trained module, its config and spec, from a checkpoint alone (in eval mode)."""
+    from posecore.spec import ModelSpec
+    from trainer.config import ExperimentConfig, build
+    from trainer.network import OKDHPNet
+
+    cfg: ExperimentConfig = build(ExperimentConfig, state["config"])
+    model = OKDHPNet(cfg.model, cfg.train.mode)
+    model.load_state_dict(state["model"])
+    model.eval()
+    return model, cfg, ModelSpec.from_metadata(state["spec"])

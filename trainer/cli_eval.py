@@ -27,24 +27,17 @@ def run_evaluate(checkpoint: str | None, onnx_path: str | None, config: str | No
 
     With a checkpoint, ``overrides`` apply to the config stored in it (e.g. ``data.max_val=20``).
     """
-    from trainer.config import _build, _set_dotted, to_dict
-    from trainer.loop import ann_path, load_records
+    from trainer.config import ExperimentConfig, apply_overrides, build, finish, to_dict
+    from trainer.data import ann_path, load_records
 
     if bool(checkpoint) == bool(onnx_path):
         raise SystemExit("pass exactly one of --checkpoint or --onnx")
     if checkpoint:
-        import yaml
-
-        from trainer.checkpoint import load_checkpoint
-        from trainer.export import rebuild
-        from trainer.loop import make_predictor
+        from trainer.checkpoint import load_checkpoint, rebuild
+        from trainer.evaluate import make_predictor
 
         model, cfg, spec = rebuild(load_checkpoint(checkpoint))
-        raw = to_dict(cfg)
-        for item in overrides:
-            key, value = item.split("=", 1)
-            _set_dotted(raw, key, yaml.safe_load(value))
-        cfg = _build(type(cfg), raw)
+        cfg = finish(build(ExperimentConfig, apply_overrides(to_dict(cfg), overrides)))
         predict = make_predictor(model, "cpu")
     else:
         cfg = load_config(config, overrides)

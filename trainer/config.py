@@ -6,6 +6,7 @@ Unknown keys are errors; each component receives only its own sub-config.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,9 +14,13 @@ from typing import Any
 
 import yaml
 
+from posecore.skeleton import skeleton_for
+from posecore.spec import ModelSpec
 from trainer.augment import AugmentConfig
 from trainer.losses import LossConfig
 from trainer.models import ModelConfig
+
+log = logging.getLogger("trainer.config")
 
 
 @dataclass
@@ -78,7 +83,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ValueError(f"{key}: expected a mapping")
-        return _build(tp, value, key + ".")
+        return build(tp, value, key + ".")
     if origin is list:
         (inner,) = typing.get_args(tp)
         if not isinstance(value, list | tuple):
@@ -98,7 +103,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     return value
 
 
-def _build(cls: Any, raw: dict[str, Any], prefix: str = "") -> Any:
+def build(cls: Any, raw: dict[str, Any], prefix: str = "") -> Any:
+    """A config dataclass (``ExperimentConfig`` or a section) from a plain dict; unknown keys are errors."""
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(raw) - names
@@ -107,12 +113,18 @@ def _build(cls: Any, raw: dict[str, Any], prefix: str = "") -> Any:
     return cls(**{k: _coerce(v, hints[k], prefix + k) for k, v in raw.items()})
 
 
-def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
-    parts = dotted.split(".")
-    node = tree
-    for p in parts[:-1]:
-        node = node.setdefault(p, {})
-    node[parts[-1]] = value
+def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """``section.key=value`` overrides (values parsed as YAML) applied to a config dict, in place."""
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} is not key=value")
+        dotted, value = item.split("=", 1)
+        parts = dotted.strip().split(".")
+        node = raw
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = yaml.safe_load(value)
+    return raw
 
 
 def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
@@ -120,18 +132,42 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
     raw: dict[str, Any] = {}
     if path:
         raw = yaml.safe_load(Path(path).read_text()) or {}
-    for item in overrides:
-        if "=" not in item:
-            raise ValueError(f"override {item!r} is not key=value")
-        k, v = item.split("=", 1)
-        _set_dotted(raw, k.strip(), yaml.safe_load(v))
-    cfg: ExperimentConfig = _build(ExperimentConfig, raw)
-    if cfg.train.mode == "single":
-        cfg.model.num_branches = 1
-        cfg.model.branch_depths = cfg.model.branch_depths[:1]
+    return finish(build(ExperimentConfig, apply_overrides(raw, overrides)))
+
+
+def finish(cfg: ExperimentConfig) -> ExperimentConfig:
+    """Checks across sections. ``train.mode=single`` trains the deployed branch alone: the model keeps
+    only branch 0 (said in the log, and the run's stored config says num_branches 1)."""
     if cfg.train.mode not in ("okdhp", "avg", "single"):
         raise ValueError(f"train.mode must be okdhp | avg | single, got {cfg.train.mode!r}")
+    if cfg.train.mode == "single" and cfg.model.num_branches != 1:
+        log.warning(
+            "train.mode=single: training branch 0 alone (model.num_branches %d -> 1, branch_depths %s -> %s)",
+            cfg.model.num_branches,
+            cfg.model.branch_depths,
+            cfg.model.branch_depths[:1],
+        )
+        cfg.model.num_branches = 1
+        cfg.model.branch_depths = cfg.model.branch_depths[:1]
     return cfg
+
+
+def spec_from_config(cfg: ExperimentConfig, version: str = "dev") -> ModelSpec:
+    """The model spec (written into the ONNX metadata at export) a config's model is trained for."""
+    sk = skeleton_for(cfg.model.num_keypoints)
+    kwargs: dict[str, object] = {"keypoint_names": sk.keypoints, "limbs": sk.limbs, "flip_pairs": sk.flip_pairs}
+    if cfg.model.arch == "nanodet":  # the pretrained stages expect the detector's own normalisation
+        from trainer.pretrained import NANODET_MEAN, NANODET_STD
+
+        kwargs.update(color="bgr", mean=NANODET_MEAN, std=NANODET_STD)
+    return ModelSpec(
+        name=f"okdhp-{cfg.model.arch}-w{cfg.model.width}",
+        version=version,
+        input_wh=(cfg.data.input_wh[0], cfg.data.input_wh[1]),
+        heatmap_stride=cfg.data.stride,
+        padding=cfg.data.padding,
+        **kwargs,  # type: ignore[arg-type]
+    )
 
 
 def to_dict(cfg: ExperimentConfig) -> dict[str, Any]:

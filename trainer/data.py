@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -17,6 +18,9 @@ from posecore.skeleton import skeleton_for
 from posecore.spec import ModelSpec
 from posecore.topdown import normalize_crops
 from trainer.augment import AugmentConfig, augment_sample
+
+if TYPE_CHECKING:
+    from trainer.config import ExperimentConfig
 
 
 @dataclass(frozen=True)
@@ -165,3 +169,24 @@ class TopDownDataset(Dataset):
 
 def default_flip_pairs(num_keypoints: int) -> tuple[tuple[int, int], ...]:
     return skeleton_for(num_keypoints).flip_pairs
+
+
+def ann_path(cfg: ExperimentConfig, split: str) -> str:
+    """The annotation file of ``split`` (train | val)."""
+    d = cfg.data
+    return str(Path(d.root) / (d.train_ann if split == "train" else d.val_ann))
+
+
+def load_records(cfg: ExperimentConfig, split: str) -> list[PersonRecord]:
+    """The split's person records per the config (+ teacher-labelled extra folders for train)."""
+    d = cfg.data
+    ann = ann_path(cfg, split)
+    if d.format == "mpii":
+        recs = load_mpii(ann, Path(d.root) / d.images)
+    else:
+        recs = load_coco(ann, Path(d.root) / d.images, d.min_keypoints if split == "train" else 1)
+    if split == "train":  # teacher-labelled folders from `python -m trainer label` (annotations.json + images/)
+        for folder in d.extra_train:
+            recs += load_coco(Path(folder) / "annotations.json", Path(folder) / "images", d.min_keypoints)
+    limit = d.max_train if split == "train" else d.max_val
+    return recs[:limit] if limit else recs

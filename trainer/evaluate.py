@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -14,6 +15,9 @@ from posecore.skeleton import COCO_KEYPOINTS, flip_index
 from posecore.spec import ModelSpec
 from posecore.topdown import heatmaps_to_image, normalize_crops, person_score, prepare_crops
 from trainer.data import ImageCache, PersonRecord
+
+if TYPE_CHECKING:
+    from trainer.network import OKDHPNet
 
 # input (N, 3, H, W) float32 -> {output name: heatmaps (N, K, h, w)}
 Predictor = Callable[[np.ndarray], dict[str, np.ndarray]]
@@ -116,3 +120,15 @@ def evaluate(
             out[name] = coco_ap(ann_file, records, kps)
             out[name]["mean_err_pct"] = float(np.nanmean(list(per_keypoint_error(records, kps).values())))
     return out
+
+
+def make_predictor(model: OKDHPNet, device: str) -> Predictor:
+    """A trained module as a ``Predictor``: every branch's and the ensemble's heatmaps."""
+    import torch
+
+    def predict(x: np.ndarray) -> dict[str, np.ndarray]:
+        with torch.no_grad():
+            out = model.heatmaps(torch.from_numpy(x).to(device))
+        return {k: v.float().cpu().numpy() for k, v in out.items()}
+
+    return predict

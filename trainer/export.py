@@ -14,21 +14,10 @@ import onnx
 import torch
 
 from posecore.spec import ModelSpec
-from trainer.checkpoint import load_checkpoint
-from trainer.config import ExperimentConfig, _build
+from trainer.checkpoint import load_checkpoint, rebuild
 from trainer.models import SingleBranchNet, count_macs, count_params
-from trainer.network import OKDHPNet
 
 log = logging.getLogger("trainer.export")
-
-
-def rebuild(state: dict[str, Any]) -> tuple[OKDHPNet, ExperimentConfig, ModelSpec]:
-    """Rebuild the trained module from a checkpoint alone."""
-    cfg: ExperimentConfig = _build(ExperimentConfig, state["config"])
-    model = OKDHPNet(cfg.model, cfg.train.mode)
-    model.load_state_dict(state["model"])
-    model.eval()
-    return model, cfg, ModelSpec.from_metadata(state["spec"])
 
 
 def choose_branch(state: dict[str, Any], branch: str) -> int:

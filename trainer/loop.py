@@ -16,12 +16,10 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
-from posecore.skeleton import skeleton_for
-from posecore.spec import ModelSpec
 from trainer.checkpoint import load_checkpoint, save_checkpoint
-from trainer.config import ExperimentConfig, OptimConfig, to_dict
-from trainer.data import TopDownDataset, load_coco, load_mpii
-from trainer.evaluate import evaluate
+from trainer.config import ExperimentConfig, OptimConfig, spec_from_config, to_dict
+from trainer.data import TopDownDataset, ann_path, load_records
+from trainer.evaluate import evaluate, make_predictor
 from trainer.losses import okdhp_loss
 from trainer.network import OKDHPNet
 
@@ -37,43 +35,6 @@ def lr_at(step: int, total_steps: int, cfg: OptimConfig) -> float:
     return lr
 
 
-def spec_from_config(cfg: ExperimentConfig, version: str = "dev") -> ModelSpec:
-    sk = skeleton_for(cfg.model.num_keypoints)
-    kwargs: dict[str, object] = {"keypoint_names": sk.keypoints, "limbs": sk.limbs, "flip_pairs": sk.flip_pairs}
-    if cfg.model.arch == "nanodet":  # the pretrained stages expect the detector's own normalisation
-        from trainer.pretrained import NANODET_MEAN, NANODET_STD
-
-        kwargs.update(color="bgr", mean=NANODET_MEAN, std=NANODET_STD)
-    return ModelSpec(
-        name=f"okdhp-{cfg.model.arch}-w{cfg.model.width}",
-        version=version,
-        input_wh=(cfg.data.input_wh[0], cfg.data.input_wh[1]),
-        heatmap_stride=cfg.data.stride,
-        padding=cfg.data.padding,
-        **kwargs,  # type: ignore[arg-type]
-    )
-
-
-def ann_path(cfg: ExperimentConfig, split: str) -> str:
-    """The annotation file of ``split`` (train | val)."""
-    d = cfg.data
-    return str(Path(d.root) / (d.train_ann if split == "train" else d.val_ann))
-
-
-def load_records(cfg: ExperimentConfig, split: str) -> list:
-    d = cfg.data
-    ann = ann_path(cfg, split)
-    if d.format == "mpii":
-        recs = load_mpii(ann, Path(d.root) / d.images)
-    else:
-        recs = load_coco(ann, Path(d.root) / d.images, d.min_keypoints if split == "train" else 1)
-    if split == "train":  # teacher-labelled folders from `python -m trainer label` (annotations.json + images/)
-        for folder in d.extra_train:
-            recs += load_coco(Path(folder) / "annotations.json", Path(folder) / "images", d.min_keypoints)
-    limit = d.max_train if split == "train" else d.max_val
-    return recs[:limit] if limit else recs
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -85,15 +46,6 @@ def _dist_info() -> tuple[int, int]:
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("gloo" if not torch.cuda.is_available() else "nccl")
     return (dist.get_rank(), world) if world > 1 else (0, 1)
-
-
-def make_predictor(model: OKDHPNet, device: str):
-    def predict(x: np.ndarray) -> dict[str, np.ndarray]:
-        with torch.no_grad():
-            out = model.heatmaps(torch.from_numpy(x).to(device))
-        return {k: v.float().cpu().numpy() for k, v in out.items()}
-
-    return predict
 
 
 def train(cfg: ExperimentConfig) -> Path:
@@ -160,7 +112,7 @@ def train(cfg: ExperimentConfig) -> Path:
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, total_steps, cfg.optim)
             out = ddp(x)
-            loss, terms = okdhp_loss(out, out["ensemble"], target, weights, cfg.loss, step / max(1, total_steps))
+            loss, terms = okdhp_loss(out, out.ensemble, target, weights, cfg.loss, step / max(1, total_steps))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

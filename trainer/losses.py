@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from trainer.models import NetOutput
+
 
 @dataclass
 class LossConfig:
@@ -44,7 +46,7 @@ def kl_rampup(progress: float, fraction: float) -> float:
 
 
 def okdhp_loss(
-    out: dict[str, object],
+    out: NetOutput,
     ensemble: torch.Tensor | None,
     target: torch.Tensor,
     weights: torch.Tensor,
@@ -56,8 +58,7 @@ def okdhp_loss(
     out: the model's dict (``shared`` heatmaps, ``branches`` lists); ensemble None = no distillation.
     """
     terms: dict[str, torch.Tensor] = {}
-    shared: list[torch.Tensor] = out["shared"]  # type: ignore[assignment]
-    branches: list[list[torch.Tensor]] = out["branches"]  # type: ignore[assignment]
+    shared, branches = out.shared, out.branches
     for i, hm in enumerate(shared):
         terms[f"mse_shared{i}"] = heatmap_mse(hm, target, weights)
     for b, hms in enumerate(branches):

@@ -6,11 +6,12 @@ import torch
 from torch import nn
 
 from trainer.fau import FeatureAggregationUnit, average_ensemble
-from trainer.models import ModelConfig, MultiBranchNet
+from trainer.models import ModelConfig, MultiBranchNet, NetOutput
 
 
 class OKDHPNet(nn.Module):
-    """``forward`` returns the model dict plus ``ensemble`` (N, K, h, w) or None and ``fau_weights``."""
+    """``forward`` returns the branches' ``NetOutput`` with ``ensemble`` (N, K, h, w) and ``fau_weights`` set
+    (None without an ensemble)."""
 
     def __init__(self, cfg: ModelConfig, mode: str):
         super().__init__()
@@ -22,20 +23,18 @@ class OKDHPNet(nn.Module):
             else None
         )
 
-    def forward(self, x: torch.Tensor) -> dict[str, object]:
-        out = self.net(x)
-        finals = [hms[-1] for hms in out["branches"]]  # type: ignore[attr-defined]
-        out["ensemble"], out["fau_weights"] = None, None
+    def forward(self, x: torch.Tensor) -> NetOutput:
+        out: NetOutput = self.net(x)
         if self.mode == "okdhp" and self.fau is not None:
-            out["ensemble"], out["fau_weights"] = self.fau(out["features"], finals)
+            out.ensemble, out.fau_weights = self.fau(out.features, out.finals)
         elif self.mode == "avg":
-            out["ensemble"] = average_ensemble(finals)
+            out.ensemble = average_ensemble(out.finals)
         return out
 
     def heatmaps(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Every branch's final heatmaps (``b0``, ``b1``, …) and the ensemble, for evaluation."""
         out = self.forward(x)
-        res = {f"b{i}": hms[-1] for i, hms in enumerate(out["branches"])}  # type: ignore[attr-defined]
-        if out["ensemble"] is not None:
-            res["ensemble"] = out["ensemble"]  # type: ignore[assignment]
+        res = {f"b{i}": hm for i, hm in enumerate(out.finals)}
+        if out.ensemble is not None:
+            res["ensemble"] = out.ensemble
         return res

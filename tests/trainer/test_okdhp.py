@@ -5,7 +5,7 @@ import torch
 
 from trainer.fau import FeatureAggregationUnit, average_ensemble
 from trainer.losses import LossConfig, heatmap_mse, kl_rampup, okdhp_loss, pixel_kl
-from trainer.models import ModelConfig, SingleBranchNet
+from trainer.models import ModelConfig, NetOutput, SingleBranchNet
 from trainer.network import OKDHPNet
 
 K = 17
@@ -50,8 +50,8 @@ def test_model_ensemble_is_fau_weighted_sum_of_finals():
     net = _tiny(depths=(1, 2, 1)).eval()
     with torch.no_grad():
         out = net(torch.randn(2, 3, 64, 48))
-    finals = torch.stack([hms[-1] for hms in out["branches"]], 1)
-    torch.testing.assert_close(out["ensemble"], (out["fau_weights"][..., None, None] * finals).sum(1))
+    finals = torch.stack(out.finals, 1)
+    torch.testing.assert_close(out.ensemble, (out.fau_weights[..., None, None] * finals).sum(1))
 
 
 @pytest.mark.parametrize("temperature", [1.0, 2.0])
@@ -77,7 +77,7 @@ def test_gradients_reach_every_branch(mode, detach):
     net = _tiny(depths=(1,) if mode == "single" else (1, 2, 3), mode=mode)
     out = net(torch.randn(2, 3, 64, 48))
     tgt = torch.rand(2, K, 16, 12)
-    loss, terms = okdhp_loss(out, out["ensemble"], tgt, torch.ones(2, K), LossConfig(detach_ensemble=detach), 0.5)
+    loss, terms = okdhp_loss(out, out.ensemble, tgt, torch.ones(2, K), LossConfig(detach_ensemble=detach), 0.5)
     loss.backward()
     for i, branch in enumerate(net.net.branches):
         g = sum(p.grad.abs().sum() for p in branch.parameters() if p.grad is not None)
@@ -94,8 +94,8 @@ def test_detach_stops_kl_gradient_into_the_ensemble():
     out = net(torch.randn(2, 3, 64, 48))
     cfg = LossConfig(detach_ensemble=True, ensemble_mse=False)
     loss, _ = okdhp_loss(
-        {"shared": [], "branches": [[h[-1].detach()] for h in out["branches"]]},
-        out["ensemble"],
+        NetOutput(out.features, [], [[h[-1].detach()] for h in out.branches]),
+        out.ensemble,
         torch.rand(2, K, 16, 12),
         torch.ones(2, K),
         cfg,
@@ -111,7 +111,7 @@ def test_single_branch_matches_branch_inside_multibranch(arch, depths):
     with torch.no_grad():
         out = net(x)
         for b in range(len(depths)):
-            torch.testing.assert_close(SingleBranchNet(net.net, b)(x), out["branches"][b][-1])
+            torch.testing.assert_close(SingleBranchNet(net.net, b)(x), out.branches[b][-1])
 
 
 def test_paper_scale_hourglass_forward_backward():
@@ -122,7 +122,7 @@ def test_paper_scale_hourglass_forward_backward():
     net = OKDHPNet(cfg.model, cfg.train.mode)
     w, h = cfg.data.input_wh
     out = net(torch.randn(1, 3, h, w))
-    assert len(out["shared"]) == 2 and all(len(b) == 2 for b in out["branches"])
-    loss, _ = okdhp_loss(out, out["ensemble"], torch.rand(1, K, h // 4, w // 4), torch.ones(1, K), cfg.loss, 0.5)
+    assert len(out.shared) == 2 and all(len(b) == 2 for b in out.branches)
+    loss, _ = okdhp_loss(out, out.ensemble, torch.rand(1, K, h // 4, w // 4), torch.ones(1, K), cfg.loss, 0.5)
     loss.backward()
-    assert out["ensemble"].shape == (1, K, h // 4, w // 4)
+    assert out.ensemble.shape == (1, K, h // 4, w // 4)

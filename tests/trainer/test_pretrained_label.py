@@ -43,9 +43,9 @@ def test_nanodet_student_shapes_and_single_branch(stages):
     x = torch.randn(2, 3, 160, 128)
     with torch.no_grad():
         out = net(x)
-        assert out["features"].shape == (2, 32, 20, 16)  # FAU input: fused stride-8 features
-        assert [b[-1].shape for b in out["branches"]] == [(2, 17, 40, 32)] * 2
-        torch.testing.assert_close(SingleBranchNet(net, 1)(x), out["branches"][1][-1])
+        assert out.features.shape == (2, 32, 20, 16)  # FAU input: fused stride-8 features
+        assert [b[-1].shape for b in out.branches] == [(2, 17, 40, 32)] * 2
+        torch.testing.assert_close(SingleBranchNet(net, 1)(x), out.branches[1][-1])
 
 
 def fixed_teacher(path: Path, side: int, yxs: np.ndarray) -> Path:

@@ -1,0 +1,123 @@
+"""Multi-branch pose networks for OKDHP: a shared stem + shared early stages, then B branches.
+
+Every branch returns a list of heatmaps (intermediate stacks first, final last). Three families:
+- ``hourglass``: the paper's stacked hourglass (shared stacks + per-branch stacks);
+- ``litehg``: a CPU real-time hourglass of MobileNetV2 inverted-residual blocks (the shipped one);
+- ``resnet``: ResNet-18 SimpleBaseline (layer1-2 shared, layer3-4 + deconv head per branch).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from trainer.models.blocks import count_macs, count_params
+from trainer.models.hourglass import HourglassStacks, HourglassStem, StackedBranch
+from trainer.models.litehg import LiteHourglass, LiteStem
+from trainer.models.nanodet import NanoDetBranch, NanoDetStem
+from trainer.models.resnet import ResNetBranch, ResNetStem
+
+__all__ = ["ModelConfig", "MultiBranchNet", "NetOutput", "SingleBranchNet", "count_macs", "count_params"]
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "litehg"  # litehg | hourglass | resnet | nanodet
+    num_keypoints: int = 17
+    num_branches: int = 3
+    width: int = 32  # litehg: channels at stride 4; hourglass: features; resnet: deconv channels
+    shared_stacks: int = 1  # hourglass: stacks in the shared trunk (litehg: shared IR blocks)
+    branch_depths: list[int] = field(default_factory=lambda: [1, 1, 1])  # per branch, [0] is deployed
+    expand: int = 4  # litehg inverted-residual expansion
+    pretrained_stages: int = 3  # nanodet: COCO-pretrained NanoDet stages kept (2: to stride 8, 3: to stride 16)
+
+
+@dataclass
+class NetOutput:
+    """What a multi-branch forward pass gives the loss and the ensemble.
+
+    features: the shared features (FAU input); shared: heatmaps of shared stacks (hourglass only);
+    branches: per branch its heatmaps (final last); ensemble / fau_weights: set by ``OKDHPNet``.
+    """
+
+    features: torch.Tensor
+    shared: list[torch.Tensor]
+    branches: list[list[torch.Tensor]]
+    ensemble: torch.Tensor | None = None
+    fau_weights: torch.Tensor | None = None
+
+    @property
+    def finals(self) -> list[torch.Tensor]:
+        return [hms[-1] for hms in self.branches]
+
+
+class MultiBranchNet(nn.Module):
+    """stem -> shared stages -> B branches. ``forward`` returns a dict:
+
+    ``shared``: heatmaps of shared stacks (hourglass only), ``branches``: per branch the list of
+    its heatmaps (final last), ``features``: the shared features (input of the FAU).
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        k = cfg.num_keypoints
+        if len(cfg.branch_depths) != cfg.num_branches:
+            raise ValueError(f"branch_depths {cfg.branch_depths} must have num_branches={cfg.num_branches} entries")
+        self.shared: nn.Module | None = None
+        if cfg.arch == "litehg":
+            self.stem: nn.Module = LiteStem(cfg.width, cfg.shared_stacks, cfg.expand)
+            branches = [LiteHourglass(cfg.width, k, d, cfg.expand) for d in cfg.branch_depths]
+            self.feature_channels = cfg.width
+        elif cfg.arch == "hourglass":
+            self.stem = HourglassStem(cfg.width)
+            self.shared = HourglassStacks(cfg.width, k, cfg.shared_stacks) if cfg.shared_stacks else None
+            branches = [StackedBranch(cfg.width, k, d) for d in cfg.branch_depths]
+            self.feature_channels = cfg.width
+        elif cfg.arch == "resnet":
+            self.stem = ResNetStem()
+            branches = [ResNetBranch(k, d, cfg.width) for d in cfg.branch_depths]
+            self.feature_channels = 128
+        elif cfg.arch == "nanodet":
+            self.stem = NanoDetStem(cfg.width, cfg.pretrained_stages, cfg.expand)
+            branches = [NanoDetBranch(cfg.width, k, d, cfg.expand) for d in cfg.branch_depths]
+            self.feature_channels = cfg.width
+        else:
+            raise ValueError(f"unknown arch {cfg.arch!r} (litehg | hourglass | resnet | nanodet)")
+        self.branches = nn.ModuleList(branches)
+        for mod in self.modules():
+            # heatmap heads start near zero (as in SimpleBaseline): the first steps fit the targets
+            # instead of unlearning unit-scale noise
+            if isinstance(mod, nn.Conv2d) and mod.out_channels == k and mod.kernel_size == (1, 1):
+                nn.init.normal_(mod.weight, std=1e-3)
+                if mod.bias is not None:
+                    nn.init.zeros_(mod.bias)
+
+    def trunk(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        f = self.stem(x)
+        if self.shared is not None:
+            return self.shared(f)
+        return f, []
+
+    def forward(self, x: torch.Tensor) -> NetOutput:
+        feats, shared_hms = self.trunk(x)
+        fau_in = feats[-1] if isinstance(feats, tuple) else feats  # nanodet: (p4, p8) -> p8
+        return NetOutput(fau_in, shared_hms, [b(feats) for b in self.branches])
+
+
+class SingleBranchNet(nn.Module):
+    """The deployed student: trunk + one branch, returning only its final heatmaps (N, K, h, w)."""
+
+    def __init__(self, multi: MultiBranchNet, branch: int):
+        super().__init__()
+        self.stem = multi.stem
+        self.shared = multi.shared
+        self.branch = multi.branches[branch]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.stem(x)
+        if self.shared is not None:
+            f, _ = self.shared(f)
+        return self.branch(f)[-1]
