@@ -93,9 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     # 3. the real service over a loopback websocket
     from bench import streams as st
 
-    server = st.Server("default", det_path, per_clip)
+    server = st.start_server("default", det_path, per_clip)
     try:
-        lat = asyncio.run(st.lockstep(server.url, frames, a.interval))
+        lat = asyncio.run(st.lockstep(server.ws, frames, a.interval))
         res["websocket_one_stream"] = {
             "p50": ip.pct(lat, 50),
             "p95": ip.pct(lat, 95),

@@ -1,7 +1,8 @@
 """The real service (uvicorn, websocket, pipeline) for the benchmark, with the detector swapped for
 ``ProxyDetector`` when YOLO assets exist: YOLO's real cost, the frame's GT boxes.
 
-python -m bench.serve_proxy PORT DETECTOR(default|proxy) YOLO_DETECT_ONNX PER_CLIP
+python -m bench.serve_proxy DETECTOR(default|proxy) YOLO_DETECT_ONNX PER_CLIP (other settings: POSE_* environment,
+as for ``python -m service``; started by ``service.live.ServiceProcess``)
 """
 
 from __future__ import annotations
@@ -38,18 +39,8 @@ class FrameLookupProxy:
 def main() -> None:
     import cv2
 
-    port, mode, yolo_path, per_clip = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
-    threads = int(sys.argv[5]) if len(sys.argv) > 5 else 2
-    settings = Settings(
-        host="127.0.0.1",
-        port=port,
-        threads=threads,
-        workers=2,
-        max_fps=1000,
-        max_streams=64,
-        max_streams_per_client=64,
-        log_level="warning",
-    )
+    mode, yolo_path, per_clip = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    settings = Settings(log_level="warning")
     detector = None
     if mode == "proxy":
         table = {}
@@ -57,7 +48,7 @@ def main() -> None:
             table[key(cv2.imdecode(np.frombuffer(f.jpeg, np.uint8), cv2.IMREAD_COLOR))] = f.gt_boxes
         detector = FrameLookupProxy(YoloOnnxDetector(yolo_path, 320, 0.35, "auto", 2), table)
     engine = Engine.load(settings, detector=detector)
-    GracefulServer(uvicorn_config(create_app(settings, engine), settings), engine).run()
+    GracefulServer(uvicorn_config(create_app(settings, engine), settings), engine, settings.shutdown_grace_s).run()
 
 
 if __name__ == "__main__":

@@ -4,70 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 import websockets
 
 from bench.frames import Frame
-
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from service.live import ServiceProcess
 
 
-class Server:
-    def __init__(self, mode: str, yolo: Path | None, per_clip: int, threads: int = 2):
-        self.port = free_port()
-        env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "bench.serve_proxy",
-                str(self.port),
-                mode,
-                str(yolo or ""),
-                str(per_clip),
-                str(threads),
-            ],
-            env=env,
-        )
-        deadline = time.time() + 120
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.time() > deadline or self.proc.poll() is not None:
-                raise RuntimeError("benchmark server did not start")
-            time.sleep(0.3)
-        self.url = f"ws://127.0.0.1:{self.port}/stream"
-
-    def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICK
-
-    def rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
+def start_server(mode: str, yolo: Path | None, per_clip: int, threads: int = 2) -> ServiceProcess:
+    """The service with the benchmark's detector choice (``bench.serve_proxy``), in its own process."""
+    server = ServiceProcess(mode, str(yolo or ""), str(per_clip), module="bench.serve_proxy",
+                            POSE_THREADS=str(threads), POSE_MAX_STREAMS="64", POSE_MAX_STREAMS_PER_CLIENT="64")  # fmt: skip
+    return server.start()
 
 
 async def lockstep(url: str, frames: list[Frame], interval: int) -> list[float]:
@@ -132,11 +83,11 @@ async def live_stream(url: str, frames: list[Frame], fps: float, seconds: float,
     }
 
 
-def concurrent(server: Server, frames: list[Frame], n: int, fps: float, seconds: float, interval: int) -> dict:
+def concurrent(server: ServiceProcess, frames: list[Frame], n: int, fps: float, seconds: float, interval: int) -> dict:
     cpu0, rss0, t0 = server.cpu_seconds(), server.rss_mb(), time.perf_counter()
 
     async def all_streams() -> list[dict[str, float]]:
-        return await asyncio.gather(*[live_stream(server.url, frames, fps, seconds, interval) for _ in range(n)])
+        return await asyncio.gather(*[live_stream(server.ws, frames, fps, seconds, interval) for _ in range(n)])
 
     res = asyncio.run(all_streams())
     wall = time.perf_counter() - t0

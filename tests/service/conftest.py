@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,49 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
-from service.app import create_app
 from service.engine import Engine
-from service.server import GracefulServer, uvicorn_config
+from service.live import LiveServer
 from service.settings import Settings
-
-
-class LiveServer:
-    """The production server class and configuration (``service.server``) on a loopback socket.
-
-    ``engine``: an engine built by the test (e.g. with its own detector); loaded from ``settings`` otherwise.
-    """
-
-    def __init__(self, settings: Settings, engine: Engine | None = None):
-        self.engine = engine or Engine.load(settings)
-        self.app = create_app(settings, self.engine)
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        cfg = uvicorn_config(self.app, settings, log_level="warning", lifespan="on")
-        self.server = GracefulServer(cfg, self.engine, settings.shutdown_grace_s)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-
-    @property
-    def http(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/stream"
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.time() + 60
-        while not self.server.started:
-            if not self.thread.is_alive() or time.time() > deadline:
-                raise RuntimeError("server did not start")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
 
 
 def settings_for_tests(**overrides: object) -> Settings:

@@ -1,0 +1,67 @@
+"""The frame path itself (``Engine.process``), without a socket: timings, detector scheduling, boxes."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from service.engine import BoxError, Engine, client_boxes
+from service.options import OptionsUpdate
+from tests.service.conftest import settings_for_tests
+
+
+class CountingDetector:
+    """The real detector, counting its calls."""
+
+    def __init__(self, real):
+        self.real, self.name, self.providers, self.calls = real, real.name, real.providers, 0
+
+    def __call__(self, image):
+        self.calls += 1
+        return self.real(image)
+
+
+@pytest.fixture(scope="module")
+def engine():
+    from service.detector import DetectorConfig, build_detector
+
+    settings = settings_for_tests()
+    e = Engine.load(settings, detector=CountingDetector(build_detector(DetectorConfig.from_settings(settings))))
+    yield e
+    e.close()
+
+
+def test_stage_timings_have_one_writer_and_add_up(engine, multi_frames):
+    arrived = time.perf_counter() - 0.05  # the frame waited 50 ms before a worker took it
+    t = engine.process(multi_frames[0], engine.defaults, arrived=arrived).timings_ms
+    stages = t.model_dump()
+    total = stages.pop("total")
+    assert t.queue >= 50
+    assert total == pytest.approx(sum(stages.values()), abs=1e-6)  # total is the sum of the stages
+    assert t.detect > 0 and t.pose > 0
+
+
+def test_detector_runs_every_k_frames_and_again_at_once_when_no_track_is_left(engine, multi_frames):
+    opts = engine.defaults.updated(OptionsUpdate(detect_interval=4))
+    stream = engine.new_stream()
+    ran = [engine.process(f, opts, stream).detector_ran for f in multi_frames[:9]]
+    assert ran == [True, False, False, False, True, False, False, False, True]
+    grey = np.full((270, 480, 3), 128, np.uint8)
+    import cv2
+
+    blank = cv2.imencode(".jpg", grey)[1].tobytes()
+    stream = engine.new_stream()
+    ran = [engine.process(f, opts, stream).detector_ran for f in [blank, blank, multi_frames[0], multi_frames[1]]]
+    assert ran == [True, True, True, False]  # nobody tracked -> the detector runs on the next frame
+
+
+def test_client_boxes_skip_the_detector_and_are_clipped(engine, multi_frames):
+    before = engine.detector.calls
+    answer = engine.process(multi_frames[0], engine.defaults.updated(OptionsUpdate(pose_score_threshold=0.0)),
+                            boxes=np.array([[-50, 10, 200, 260]], np.float32))  # fmt: skip
+    assert engine.detector.calls == before and not answer.detector_ran
+    assert answer.persons[0].box[0] == 0.0
+    with pytest.raises(BoxError, match="outside"):
+        client_boxes(np.array([[500, 10, 600, 100]], np.float32), (480, 270))
