@@ -39,15 +39,22 @@ def open_source(camera: int | None, video: str | None) -> tuple[cv2.VideoCapture
     return cap, fps if 1 <= fps <= 240 else 30.0
 
 
-def frames(cap: cv2.VideoCapture, max_width: int, limit: int = 0) -> Iterator[np.ndarray]:
+# The server decodes large JPEGs at a reduced scale down to a 960 px long side (POSE_DECODE_MIN_SIDE):
+# sending more pixels than that costs bandwidth and client encode time and changes nothing it computes.
+DEFAULT_MAX_SIDE = 960
+
+
+def frames(cap: cv2.VideoCapture, max_side: int, limit: int = 0) -> Iterator[np.ndarray]:
+    """Frames downscaled (never up) so that the long side is at most ``max_side`` (0 = as captured)."""
     n = 0
     while not limit or n < limit:
         ok, img = cap.read()
         if not ok:
             return
         h, w = img.shape[:2]
-        if max_width and w > max_width:
-            img = cv2.resize(img, (max_width, round(h * max_width / w)), interpolation=cv2.INTER_AREA)
+        r = max_side / max(h, w) if max_side else 1.0
+        if r < 1:
+            img = cv2.resize(img, (round(w * r), round(h * r)), interpolation=cv2.INTER_AREA)
         n += 1
         yield img
 
@@ -60,12 +67,16 @@ class Stats:
     errors: int = 0
     reconnects: int = 0
     latencies_ms: list[float] = field(default_factory=list)
+    sent_wh: tuple[int, int] = (0, 0)  # size of the frames sent (after downscaling)
     t0: float = field(default_factory=time.perf_counter)
 
     def hud(self, result: FrameResult | None) -> list[str]:
         el = max(time.perf_counter() - self.t0, 1e-6)
         lat = np.median(self.latencies_ms[-30:]) if self.latencies_ms else 0.0
-        lines = [f"fps {self.answered / el:5.1f}  e2e {lat:5.1f} ms", f"sent {self.sent} dropped {self.dropped}"]
+        lines = [
+            f"fps {self.answered / el:5.1f}  e2e {lat:5.1f} ms",
+            f"sent {self.sent} ({self.sent_wh[0]}x{self.sent_wh[1]}) dropped {self.dropped}",
+        ]
         if result is not None:
             t = result.timings_ms
             lines.append(" ".join(f"{k[:6]} {t[k]:.1f}" for k in ("detect", "pose", "track") if k in t))
@@ -172,6 +183,7 @@ async def _lockstep(s, it, sink: Sink, stats: Stats, q: int, on_result) -> bool:
         t0 = time.perf_counter()
         await s.send(cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, q])[1].tobytes())
         stats.sent += 1
+        stats.sent_wh = (img.shape[1], img.shape[0])
         while True:
             msg = await s.receive(timeout=60)
             if msg.type in ("result", "error"):
@@ -208,6 +220,7 @@ async def _live(s, it, sink: Sink, stats: Stats, fps: float, q: int, on_result) 
                 pending.popitem(last=False)
             await s.send(cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, q])[1].tobytes())
             stats.sent += 1
+            stats.sent_wh = (img.shape[1], img.shape[0])
             t_next += period
             await asyncio.sleep(max(0.0, t_next - time.perf_counter()))
         finished.set()

@@ -104,6 +104,7 @@ class Engine:
             )
         self.defaults = Options.from_settings(settings)
         self.max_image_bytes, self.max_image_pixels = settings.max_image_bytes, settings.max_image_pixels
+        self.decode_min_side = settings.decode_min_side
         self.metrics = Metrics()
         self.executor = ThreadPoolExecutor(settings.workers, thread_name_prefix="pose")
         self.limiter = StreamLimiter(settings.max_streams, settings.max_streams_per_client)
@@ -195,9 +196,13 @@ class Engine:
         """bytes -> answer. ``stream`` None = stateless (REST); ``boxes`` given = the client's person boxes."""
         clock = Stopwatch(time.perf_counter() if arrived is None else arrived)
         clock.lap("queue")
-        # 1. decode (limits checked before any pixel is decoded)
-        image = decode_image(data, self.max_image_bytes, self.max_image_pixels)
-        h, w = image.shape[:2]
+        # 1. decode (limits checked before any pixel is decoded; large JPEGs at a reduced scale).
+        #    Boxes and keypoints are in the image's own pixels throughout; only the detector and the
+        #    crops touch the decoded pixels, through ``to_px`` / ``from_px``.
+        decoded = decode_image(data, self.max_image_bytes, self.max_image_pixels, self.decode_min_side)
+        image, w, h = decoded.pixels, decoded.width, decoded.height
+        sx, sy = decoded.scale_xy
+        to_px = np.array([1 / sx, 1 / sy, 1 / sx, 1 / sy], np.float32)
         clock.lap("decode")
         # 2. person boxes: the client's, the stream's tracks (skip frames), or the detector
         followed: list[Track] = []
@@ -209,7 +214,8 @@ class Engine:
             if followed:
                 dets = self._follow(followed, stream.frame, (w, h)) if stream is not None else Detections.empty()
             else:
-                dets, detector_ran = self.detector(image), True
+                found, detector_ran = self.detector(image), True
+                dets = Detections(found.xyxy / to_px, found.scores)
                 if stream is not None:
                     stream.last_detect = stream.frame
         order = np.argsort(-dets.scores, kind="stable")[: opts.max_persons]
@@ -220,11 +226,13 @@ class Engine:
         k = self.pose.spec.num_keypoints
         kps = np.zeros((0, k, 3), np.float32)
         if len(xyxy):
-            x, mats = self.pose.preprocess(image, xyxy)
+            x, mats = self.pose.preprocess(image, xyxy * to_px)
             clock.lap("crop")
             heatmaps = self.pose.infer(x)
             clock.lap("pose")
             kps = self.pose.postprocess(heatmaps, mats)
+            kps[..., 0] *= sx
+            kps[..., 1] *= sy
         else:
             clock.lap("crop")
             clock.lap("pose")

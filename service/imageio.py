@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -51,8 +52,43 @@ def header_size(data: bytes) -> tuple[str, int, int]:
     raise ImageError("not a JPEG or PNG image")
 
 
-def decode_image(data: bytes, max_bytes: int, max_pixels: int) -> npt.NDArray[np.uint8]:
-    """JPEG/PNG bytes -> BGR uint8 (H, W, 3). Raises ImageError with a client-safe reason."""
+REDUCED = {
+    1: cv2.IMREAD_COLOR,
+    2: cv2.IMREAD_REDUCED_COLOR_2,
+    4: cv2.IMREAD_REDUCED_COLOR_4,
+    8: cv2.IMREAD_REDUCED_COLOR_8,
+}
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """Pixels (possibly decoded at a reduced scale) and the image's own size.
+
+    ``scale_xy``: original pixels per decoded pixel along x and y (1.0 when decoded in full).
+    """
+
+    pixels: npt.NDArray[np.uint8]
+    width: int
+    height: int
+
+    @property
+    def scale_xy(self) -> tuple[float, float]:
+        return self.width / self.pixels.shape[1], self.height / self.pixels.shape[0]
+
+
+def reduction(width: int, height: int, min_side: int) -> int:
+    """The largest JPEG DCT reduction (1, 2, 4, 8) that keeps the long side at least ``min_side``."""
+    if min_side <= 0:
+        return 1
+    return next((f for f in (8, 4, 2) if max(width, height) / f >= min_side), 1)
+
+
+def decode_image(data: bytes, max_bytes: int, max_pixels: int, min_side: int = 0) -> Decoded:
+    """JPEG/PNG bytes -> BGR uint8 (H, W, 3). Raises ImageError with a client-safe reason.
+
+    ``min_side`` > 0: JPEGs whose long side is at least twice that are decoded at 1/2, 1/4 or 1/8 scale
+    (libjpeg's DCT scaling: a fraction of the full decode's cost), keeping the long side >= min_side.
+    """
     if not data:
         raise ImageError("empty image")
     check_size(len(data), max_bytes)
@@ -61,7 +97,8 @@ def decode_image(data: bytes, max_bytes: int, max_pixels: int) -> npt.NDArray[np
         raise ImageError(f"invalid {fmt} dimensions {w}x{h}")
     if w * h > max_pixels:
         raise ImageError(f"image is {w}x{h} = {w * h} pixels, limit is {max_pixels}")
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    factor = reduction(w, h, min_side) if fmt == "jpeg" else 1
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), REDUCED[factor])
     if img is None:
         raise ImageError(f"corrupt {fmt} data")
-    return np.asarray(img, dtype=np.uint8)
+    return Decoded(np.asarray(img, dtype=np.uint8), w, h)

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     flip_test: bool = False
 
     max_image_bytes: int = Field(8 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
+    # JPEGs with a long side of at least 2x this are decoded at 1/2, 1/4 or 1/8 scale (never below it);
+    # 0 = always full resolution. Results are in the image's own pixels either way.
+    decode_min_side: int = Field(960, ge=0, le=8192)
     max_image_pixels: int = Field(4096 * 4096, ge=64 * 64)
     max_fps: float = Field(60.0, gt=0)  # per stream; faster frames are dropped (and reported)
     max_streams: int = Field(32, ge=1)

@@ -57,7 +57,7 @@
     const t = (last && last.timings_ms) || {};
     hud.textContent =
       `fps ${(stats.results / el).toFixed(1)}  e2e ${stats.lastLatency.toFixed(0)} ms\n` +
-      `sent ${stats.sent}  dropped ${stats.dropped}  errors ${stats.errors}\n` +
+      `sent ${stats.sent} (${grab.width}x${grab.height})  dropped ${stats.dropped}  errors ${stats.errors}\n` +
       `detect ${(t.detect || 0).toFixed(1)}  pose ${(t.pose || 0).toFixed(1)}  track ${(t.track || 0).toFixed(2)} ms\n` +
       `persons ${last ? last.persons.length : 0}`;
     if (stream) requestAnimationFrame(draw);
@@ -65,8 +65,11 @@
 
   function sendFrame() {
     if (!ws || ws.readyState !== WebSocket.OPEN || video.readyState < 2 || inFlight >= 2) return;
-    grab.width = video.videoWidth; grab.height = video.videoHeight;
-    gctx.drawImage(video, 0, 0);
+    // downscale to the chosen long side before encoding (the server would not use more pixels)
+    const maxSide = Number($("maxside").value) || 0, vw = video.videoWidth, vh = video.videoHeight;
+    const r = maxSide > 0 ? Math.min(1, maxSide / Math.max(vw, vh)) : 1;
+    grab.width = Math.round(vw * r); grab.height = Math.round(vh * r);
+    gctx.drawImage(video, 0, 0, grab.width, grab.height);
     grab.toBlob((blob) => {
       if (!blob || !ws || ws.readyState !== WebSocket.OPEN) return;
       sentAt.set(stats.sent, performance.now());
@@ -119,5 +122,6 @@
     $("start").disabled = false; $("stop").disabled = true; status.textContent = "stopped";
   };
   window.okposeDraw = draw; window.okposeColor = color; // hooks for tests
+  if (params.get("maxside")) $("maxside").value = params.get("maxside");
   if (params.get("autostart") === "1") $("start").click();
 })();

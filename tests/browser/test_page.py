@@ -75,18 +75,25 @@ def _stream_in_browser(server, data_root, tmp_path):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
         try:
             page = browser.new_page(viewport={"width": 800, "height": 760})
-            page.goto(f"{server.http}/?autostart=1#api_key=browser-key")
+            page.goto(f"{server.http}/?autostart=1&maxside=400#api_key=browser-key")
             page.wait_for_function(
                 "window.okposeStats && window.okposeStats.results >= 8 && window.okposeLast && window.okposeLast.persons.length > 0",
                 timeout=90_000,
             )
             stats = page.evaluate("window.okposeStats")
+            hud = page.evaluate("document.getElementById('hud').textContent")
+            sent_wh = page.evaluate("[window.okposeLast.width, window.okposeLast.height]")
+            cam_wh = page.evaluate("[document.getElementById('cam').videoWidth, document.getElementById('cam').videoHeight]")
             diffs = page.evaluate(CHECK_JS)
             SHOT.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(tmp_path / "shot.png"))
         finally:
             browser.close()
     assert stats["results"] >= 8 and stats["personsSeen"] > 0 and stats["errors"] == 0
+    # the camera's frames are downscaled to the chosen 400 long side before sending; the HUD says so
+    r = 400 / max(cam_wh)
+    assert max(cam_wh) > 400 and sent_wh == [round(cam_wh[0] * r), round(cam_wh[1] * r)], (cam_wh, sent_wh)
+    assert f"({sent_wh[0]}x{sent_wh[1]})" in hud
     # keypoint dots are painted in the track's colour over the video: the skeleton is really drawn
     assert diffs and sum(d <= 40 for d in diffs) >= 0.6 * len(diffs), diffs
     assert (tmp_path / "shot.png").stat().st_size > 10_000

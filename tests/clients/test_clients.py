@@ -178,3 +178,17 @@ def test_video_cli_fails_fast_on_a_refused_key(data_root, tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and "401" in err and "API key" in err
     assert elapsed < 10
+
+
+def test_clients_downscale_to_a_long_side(data_root):
+    """Portrait full-HD footage (1088x1920) is sent at the chosen long side, aspect kept; smaller
+    frames are never upscaled."""
+    from clients.streaming import DEFAULT_MAX_SIDE, frames
+
+    cap = cv2.VideoCapture(_video(data_root, "pose2sim_multi_cam01"))
+    (big,) = list(frames(cap, DEFAULT_MAX_SIDE, limit=1))
+    (small,) = list(frames(cap, 4096, limit=1))
+    cap.release()
+    assert max(big.shape[:2]) == DEFAULT_MAX_SIDE and big.shape[0] > big.shape[1]
+    assert abs(big.shape[1] / big.shape[0] - 1088 / 1920) < 0.01
+    assert small.shape[:2] == (1920, 1088)

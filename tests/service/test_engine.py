@@ -65,3 +65,29 @@ def test_client_boxes_skip_the_detector_and_are_clipped(engine, multi_frames):
     assert answer.persons[0].box[0] == 0.0
     with pytest.raises(BoxError, match="outside"):
         client_boxes(np.array([[500, 10, 600, 100]], np.float32), (480, 270))
+
+
+def test_large_jpegs_are_decoded_reduced_with_results_in_image_pixels(engine, data_root):
+    """A full-HD frame decoded at half scale (POSE_DECODE_MIN_SIDE=960) gives the same persons, in the
+    image's own pixels, as the full decode."""
+    import cv2
+
+    from posecore.oks import box_iou
+    from service.imageio import decode_image
+
+    cap = cv2.VideoCapture(str(data_root / "videos" / "pose2sim_multi_cam01.mp4"))
+    ok, img = cap.read()
+    cap.release()
+    jpeg = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+    assert decode_image(jpeg, 10**8, 10**8, 960).pixels.shape[:2] == (960, 544)
+    full = Engine.load(settings_for_tests(decode_min_side=0), detector=engine.detector, pose=engine.pose)
+    a, b = full.process(jpeg, full.defaults), engine.process(jpeg, engine.defaults)
+    full.close()
+    assert (a.width, a.height) == (b.width, b.height) == (1088, 1920)
+    assert len(a.persons) == len(b.persons) >= 2
+    iou = box_iou(np.array([p.box for p in a.persons]), np.array([p.box for p in b.persons]))
+    assert (iou.max(axis=1) > 0.85).all()
+    ka = np.array([p.keypoints for p in a.persons])[..., :2]
+    kb = np.array([p.keypoints for p in b.persons])[iou.argmax(axis=1)][..., :2]
+    both = (ka > 0).all(-1) & (kb > 0).all(-1)
+    assert np.median(np.abs(ka - kb)[both]) < 8  # px, on a 1920 px tall image
