@@ -212,7 +212,7 @@ class Engine:
         else:
             followed = stream.tracks_to_follow(opts.detect_interval) if stream is not None else []
             if followed:
-                dets = self._follow(followed, stream.frame, (w, h)) if stream is not None else Detections.empty()
+                dets = self._follow(followed, clock.arrived, (w, h)) if stream is not None else Detections.empty()
             else:
                 found, detector_ran = self.detector(image), True
                 dets = Detections(found.xyxy / to_px, found.scores)
@@ -255,7 +255,7 @@ class Engine:
         ids: npt.NDArray[np.int64] | None = None
         if stream is not None:
             tracked = stream.tracker.update(
-                poses, stream.frame, clock.arrived, det_scores, opts.keypoint_threshold, opts.smoothing
+                poses, stream.frame, clock.arrived, det_scores, opts.keypoint_threshold, opts.smoothing, image, (sx, sy)
             )
             poses, ids = tracked.poses, tracked.track_ids
             stream.frame += 1
@@ -269,9 +269,10 @@ class Engine:
             timings_ms=clock.timings(),
         )
 
-    def _follow(self, tracks: list[Track], frame: int, wh: tuple[int, int]) -> Detections:
-        """Crop boxes for a skip frame: each followed track's box moved to this frame."""
-        boxes = clip_boxes(np.stack([t.predicted(frame)[0] for t in tracks]), wh).astype(np.float32)
+    def _follow(self, tracks: list[Track], now: float, wh: tuple[int, int]) -> Detections:
+        """Crop boxes for a skip frame: each followed track's box moved to this frame's time."""
+        tau = self.tracker_config.velocity_tau_s
+        boxes = clip_boxes(np.stack([t.predicted(now, tau)[0] for t in tracks]), wh).astype(np.float32)
         return Detections(boxes, np.array([t.det_score for t in tracks], np.float32))
 
     def close(self) -> None:

@@ -45,8 +45,9 @@ def follow_box(box: F64, prev_kps: F64, kps: F64, thr: float) -> F64:
     return np.concatenate([centre - half * scale, centre + half * scale])
 
 
-def cap_speed(v: F64, boxes: F64, frac: float = 0.25) -> F64:
-    """A body moves at most ``frac`` of its size per frame: larger jumps are label or detector noise."""
+def cap_speed(v: F64, boxes: F64, frac: float) -> F64:
+    """A body moves at most ``frac`` of its size per unit of ``v``'s time: larger jumps are label or
+    detector noise."""
     wh = np.maximum(boxes[:, 2:] - boxes[:, :2], 1.0)
     size = np.sqrt(wh[:, 0] * wh[:, 1])
     return np.asarray(v * np.minimum(1.0, frac * size / np.maximum(np.linalg.norm(v, axis=1), 1e-9))[:, None])

@@ -1,10 +1,18 @@
-"""PoseFlow-style online tracker (Xiu et al., BMVC 2018), one instance per stream.
+"""PoseFlow-style online tracker (Xiu et al., BMVC 2018), one instance per stream; time in seconds
+from the frames' timestamps.
 
-``update`` in numbered steps: (1) pose-flow NMS removes duplicate poses of one person; (2) every open
-track is moved to this frame at constant velocity; (3) association scores mix box IoU and PoseFlow's
-keypoint-box similarity (``service.matching``); (4) Hungarian assignment with a floor; (5) matched
-tracks update (velocity, optional One-Euro smoothing on the frames' timestamps, ``service.motion``),
-unmatched poses open new tracks, tracks unseen for more than ``max_age`` frames end.
+``update`` in numbered steps:
+1. pose NMS within the frame (OKS, greedy): one pose per person. (PoseFlow's PF-NMS merges whole pose
+   flows over a window; this tracker is online and answers each frame at once, so it does not.)
+2. every open track is moved to this frame's time: constant velocity (px/s) that decays with time
+   unseen (``velocity_tau_s``), so a person who stopped while hidden and one who walked on are both
+   within reach; the uncertainty (gate and keypoint-box size) grows with the time unseen;
+3. recently seen tracks are matched first (box IoU, keypoint similarity over keypoints visible in both,
+   appearance; Hungarian with a floor: ``service.matching``);
+4. tracks lost for longer get a second chance on the poses left (re-identification: the same terms,
+   appearance weighted up, a wider gate): ByteTrack's two-stage idea applied to track age;
+5. matched tracks update (robust velocity, optional One-Euro smoothing), unmatched poses open tracks,
+   tracks unseen for more than ``max_age_s`` end.
 """
 
 from __future__ import annotations
@@ -15,9 +23,10 @@ import numpy as np
 import numpy.typing as npt
 
 from posecore.oks import box_iou, pose_nms
-from posecore.skeleton import COCO_SIGMAS
+from posecore.skeleton import COCO17
 from posecore.types import Poses, TrackedPoses
-from service.matching import assign, association_scores
+from service.appearance import similarity, torso_histograms
+from service.matching import Weights, assign, association_scores
 from service.motion import cap_speed, keypoint_shift, one_euro_step
 
 F64 = npt.NDArray[np.float64]
@@ -25,13 +34,21 @@ F64 = npt.NDArray[np.float64]
 
 @dataclass(frozen=True)
 class TrackerConfig:
-    max_age: int = 30  # L: frames a track stays open without a match (PoseFlow: 100 at its frame rate)
+    max_age_s: float = 3.3  # link window (PoseFlow: 100 frames at 30 fps)
+    recent_s: float = 0.12  # tracks seen this recently are matched first
     top_n: int = 7  # n most similar keypoints in the pose similarity
-    kp_box_frac: float = 0.1  # keypoint box half-size as a fraction of sqrt(person box area) (PoseFlow: 30 px)
-    box_weight: float = 0.5  # score = w * box IoU + (1 - w) * pose similarity
-    match_threshold: float = 0.2  # PoseFlow accepts matches scoring above 0.2
-    nms_oks: float = 0.7
+    kp_box_frac: float = 0.1  # keypoint box half-size / sqrt(person box area) (PoseFlow: 30 px at its scale)
+    weights: Weights = Weights()
+    lost_weights: Weights = Weights(box=1.0, pose=2.0, appearance=2.0)  # re-identification stage
+    match_threshold: float = 0.3  # on the weighted-mean score in [0, 1]
+    gate_base: float = 0.6  # gate = sqrt(area) * (gate_base + gate_growth * seconds unseen)
+    gate_growth: float = 1.5
+    motion: bool = True  # constant-velocity prediction with decay and growing uncertainty (off: boxes stay put)
+    velocity_tau_s: float = 0.4  # velocity decays with this time constant while unseen
     velocity_momentum: float = 0.5
+    max_speed: float = 8.0  # body sizes per second (faster jumps are detector noise)
+    nms_oks: float = 0.7
+    appearance: bool = True
     smooth_min_cutoff: float = 1.0  # One-Euro (Hz)
     smooth_beta: float = 0.05
     smooth_d_cutoff: float = 1.0
@@ -39,21 +56,26 @@ class TrackerConfig:
 
 @dataclass
 class Track:
-    """One person followed over frames (positions in image pixels)."""
+    """One person followed over frames (positions in image pixels, times in seconds)."""
 
     id: int
     keypoints: F64  # (K, 3) last raw observation
     box: F64  # (4,) last box, the detector's convention
     det_score: float  # detector confidence of the person's latest detection
     last_frame: int
-    last_time: float  # seconds (the frame's timestamp)
-    velocity: F64 = field(default_factory=lambda: np.zeros(2))  # px / frame
+    last_time: float
+    velocity: F64 = field(default_factory=lambda: np.zeros(2))  # px / s
+    appearance: npt.NDArray[np.float32] | None = None  # torso histogram (running mean)
     smooth_x: F64 | None = None  # One-Euro state (K, 2), (K, 2)
     smooth_dx: F64 | None = None
 
-    def predicted(self, frame: int) -> tuple[F64, F64]:
-        """Box (4,) and keypoints (K, 3) moved to ``frame`` at constant velocity."""
-        shift = self.velocity * (frame - self.last_frame)
+    def displacement(self, t: float, tau: float) -> F64:
+        """Where constant-but-decaying velocity takes the person ``t`` seconds after last seen."""
+        dt = max(t - self.last_time, 0.0)
+        return np.asarray(self.velocity * tau * (1.0 - np.exp(-dt / tau)), dtype=np.float64)
+
+    def predicted(self, t: float, tau: float) -> tuple[F64, F64]:
+        shift = self.displacement(t, tau)
         kps = self.keypoints.copy()
         kps[:, :2] += shift
         return self.box + np.tile(shift, 2), kps
@@ -62,9 +84,14 @@ class Track:
 class PoseFlowTracker:
     """Online pose tracker with its own ID counter (one per stream; IDs start at 1)."""
 
-    def __init__(self, config: TrackerConfig | None = None, sigmas: tuple[float, ...] = COCO_SIGMAS):
-        """sigmas: the keypoint schema's OKS sigmas (pose-flow NMS)."""
-        self.cfg, self.sigmas = config or TrackerConfig(), sigmas
+    def __init__(
+        self,
+        config: TrackerConfig | None = None,
+        sigmas: tuple[float, ...] = COCO17.sigmas,
+        torso: tuple[int, ...] = COCO17.torso,
+    ):
+        """sigmas: the keypoint schema's OKS sigmas (pose NMS); torso: its torso keypoints (appearance)."""
+        self.cfg, self.sigmas, self.torso = config or TrackerConfig(), sigmas, torso
         self.reset()
 
     def reset(self) -> None:
@@ -79,11 +106,42 @@ class PoseFlowTracker:
         """Tracks matched at or after ``frame``."""
         return [t for t in self.tracks if t.last_frame >= frame]
 
-    def _predicted(self, frame: int) -> tuple[F64, F64]:
-        if not self.tracks:
-            return np.zeros((0, 4)), np.zeros((0, 0, 3))
-        boxes, kps = zip(*(t.predicted(frame) for t in self.tracks), strict=True)
-        return np.stack(boxes), np.stack(kps)
+    def _stage(
+        self,
+        tracks: list[Track],
+        t_now: float,
+        boxes: F64,
+        kps: F64,
+        hists: npt.NDArray[np.float32] | None,
+        cols_free: npt.NDArray[np.int64],
+        thr: float,
+        w: Weights,
+    ) -> list[tuple[Track, int]]:
+        """Score ``tracks`` against the free poses; returns matched (track, pose index) pairs."""
+        c = self.cfg
+        if not tracks or not len(cols_free):
+            return []
+        pred = [tr.predicted(t_now, c.velocity_tau_s) if c.motion else (tr.box, tr.keypoints) for tr in tracks]
+        pboxes, pkps = np.stack([p[0] for p in pred]), np.stack([p[1] for p in pred])
+        wh = np.maximum(pboxes[:, 2:] - pboxes[:, :2], 1.0)
+        size = np.sqrt(wh[:, 0] * wh[:, 1])
+        dt = np.array([max(t_now - tr.last_time, 0.0) for tr in tracks])
+        speed = np.array([np.linalg.norm(tr.velocity) if c.motion else 0.0 for tr in tracks])
+        decayed = c.velocity_tau_s * (1.0 - np.exp(-dt / c.velocity_tau_s))
+        # a hidden person may have stopped (at 0) or walked on (at v * dt): the prediction sits in
+        # between, and the keypoint boxes and the gate widen to reach both ends
+        ambiguity = speed * np.maximum(decayed, dt - decayed)
+        kp_radius = c.kp_box_frac * size + ambiguity
+        gate = size * (c.gate_base + c.gate_growth * dt) + ambiguity
+        app = None
+        if hists is not None:
+            th = np.stack([tr.appearance if tr.appearance is not None else np.zeros(hists.shape[1], np.float32)
+                           for tr in tracks])  # fmt: skip
+            app = similarity(th, hists[cols_free])
+        scores = association_scores(pboxes, pkps, boxes[cols_free], kps[cols_free], kp_radius, gate, c.top_n, thr,
+                                    app, w)  # fmt: skip
+        rows, cols = assign(scores, c.match_threshold)
+        return [(tracks[r], int(cols_free[col])) for r, col in zip(rows, cols, strict=True)]
 
     def update(
         self,
@@ -93,19 +151,22 @@ class PoseFlowTracker:
         det_scores: npt.ArrayLike | None = None,
         kp_threshold: float = 0.2,
         smoothing: bool = True,
+        image: npt.NDArray[np.uint8] | None = None,
+        image_scale_xy: tuple[float, float] = (1.0, 1.0),
     ) -> TrackedPoses:
         """Assign track ids to this frame's poses (frame indices and timestamps must increase).
 
         timestamp: seconds (default: frame / 30); det_scores (N,): the detector confidence behind each
         pose (default 1); kp_threshold: keypoints at or below it are ignored in matching and motion;
-        smoothing: return One-Euro smoothed keypoints (raw ones otherwise; raw ones are always kept).
+        smoothing: return One-Euro smoothed keypoints (raw ones are kept either way); image (optional,
+        with the image-to-pixels scale of a reduced decode): enables the appearance cue.
         """
         c = self.cfg
         frame = self._frame + 1 if frame is None else frame
         self._frame = frame
         t_now = frame / 30.0 if timestamp is None else float(timestamp)
         dets = np.ones(len(poses)) if det_scores is None else np.asarray(det_scores, np.float64).reshape(-1)
-        # 1. pose-flow NMS: one pose per person (only where boxes overlap: no OKS matrix otherwise)
+        # 1. pose NMS within the frame (only where boxes overlap: no OKS matrix otherwise)
         if len(poses) > 1:
             iou = box_iou(poses.boxes, poses.boxes)
             np.fill_diagonal(iou, 0.0)
@@ -115,45 +176,53 @@ class PoseFlowTracker:
                 poses, dets = poses.subset(keep), dets[keep]
         kps = poses.keypoints.astype(np.float64)
         boxes = poses.boxes.astype(np.float64)
-        # 2-3. open tracks moved to this frame, scored against the poses
-        pboxes, pkps = self._predicted(frame)
-        scores = association_scores(pboxes, pkps, boxes, kps, c.box_weight, c.kp_box_frac, c.top_n, kp_threshold)
-        # 4. assignment
-        rows, cols = assign(scores, c.match_threshold)
+        hists = None
+        if c.appearance and image is not None and len(poses):
+            hists = torso_histograms(image, kps, self.torso, kp_threshold, image_scale_xy)
+        # 2-3. recently seen tracks first
+        free = np.arange(len(poses))
+        recent = [t for t in self.tracks if t_now - t.last_time <= c.recent_s]
+        pairs = self._stage(recent, t_now, boxes, kps, hists, free, kp_threshold, c.weights)
+        # 4. then the lost ones, on the poses left
+        taken = {p for _, p in pairs}
+        free = np.array([i for i in range(len(poses)) if i not in taken], np.int64)
+        lost = [t for t in self.tracks if t_now - t.last_time > c.recent_s]
+        pairs += self._stage(lost, t_now, boxes, kps, hists, free, kp_threshold, c.lost_weights)
+        # 5a. matched tracks: robust velocity (median keypoint shift, capped), smoothing, new observation
         out_kps = kps.copy()
         ids = np.zeros(len(poses), np.int64)
-        # 5a. matched tracks: robust velocity (median keypoint shift, capped), smoothing, new observation
-        if len(rows):
-            matched = [self.tracks[r] for r in rows]
+        if pairs:
+            matched = [tr for tr, _ in pairs]
+            cols = np.array([p for _, p in pairs], np.int64)
             prev_kps = np.stack([t.keypoints for t in matched])
             prev_boxes = np.stack([t.box for t in matched])
-            steps = np.maximum(frame - np.array([t.last_frame for t in matched]), 1)
+            dt = np.maximum(np.array([t_now - t.last_time for t in matched]), 1e-3)
             shift = keypoint_shift(prev_kps, kps[cols], kp_threshold)
             centre = ((boxes[cols, :2] + boxes[cols, 2:]) - (prev_boxes[:, :2] + prev_boxes[:, 2:])) / 2
-            v = cap_speed(np.where(np.isnan(shift), centre, shift) / steps[:, None], boxes[cols])
+            v = cap_speed(np.where(np.isnan(shift), centre, shift) / dt[:, None], boxes[cols], c.max_speed)
             if smoothing:
                 prev_x = np.stack([t.smooth_x if t.smooth_x is not None else t.keypoints[:, :2] for t in matched])
                 zero = np.zeros_like(prev_x[0])
                 prev_dx = np.stack([t.smooth_dx if t.smooth_dx is not None else zero for t in matched])
-                dt = np.array([t_now - t.last_time for t in matched])
-                x, dx = one_euro_step(
-                    kps[cols, :, :2], prev_x, prev_dx, dt, c.smooth_min_cutoff, c.smooth_beta, c.smooth_d_cutoff
-                )
+                x, dx = one_euro_step(kps[cols, :, :2], prev_x, prev_dx, dt,
+                                      c.smooth_min_cutoff, c.smooth_beta, c.smooth_d_cutoff)  # fmt: skip
                 out_kps[cols, :, :2] = x
             m = c.velocity_momentum
-            for j, (t, col) in enumerate(zip(matched, cols, strict=True)):
+            for j, (t, col) in enumerate(pairs):
                 t.velocity = m * t.velocity + (1 - m) * v[j]
                 t.smooth_x, t.smooth_dx = (x[j], dx[j]) if smoothing else (None, None)
                 t.keypoints, t.box, t.det_score = kps[col], boxes[col], float(dets[col])
+                if hists is not None and hists[col].any():
+                    t.appearance = hists[col] if t.appearance is None else 0.8 * t.appearance + 0.2 * hists[col]
                 t.last_frame, t.last_time = frame, t_now
                 ids[col] = t.id
         # 5b. unmatched poses open new tracks
-        unmatched = np.ones(len(poses), dtype=bool)
-        unmatched[cols] = False
-        for col in np.flatnonzero(unmatched):
-            self.tracks.append(Track(self._next_id, kps[col], boxes[col], float(dets[col]), frame, t_now))
+        for col in (int(i) for i in np.flatnonzero(ids == 0)):
+            app = hists[col] if hists is not None and hists[col].any() else None
+            self.tracks.append(Track(self._next_id, kps[col], boxes[col], float(dets[col]), frame, t_now,
+                                     appearance=app))  # fmt: skip
             ids[col] = self._next_id
             self._next_id += 1
-        # 5c. tracks unseen for more than max_age frames end
-        self.tracks = [t for t in self.tracks if frame - t.last_frame <= c.max_age]
+        # 5c. tracks unseen for longer than the link window end
+        self.tracks = [t for t in self.tracks if t_now - t.last_time <= c.max_age_s]
         return TrackedPoses(Poses(out_kps.astype(np.float32), poses.boxes, poses.scores), ids)

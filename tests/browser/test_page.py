@@ -83,7 +83,9 @@ def _stream_in_browser(server, data_root, tmp_path):
             stats = page.evaluate("window.okposeStats")
             hud = page.evaluate("document.getElementById('hud').textContent")
             sent_wh = page.evaluate("[window.okposeLast.width, window.okposeLast.height]")
-            cam_wh = page.evaluate("[document.getElementById('cam').videoWidth, document.getElementById('cam').videoHeight]")
+            cam_wh = page.evaluate(
+                "[document.getElementById('cam').videoWidth, document.getElementById('cam').videoHeight]"
+            )
             diffs = page.evaluate(CHECK_JS)
             SHOT.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(tmp_path / "shot.png"))
