@@ -14,13 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from bench.baselines import IoUTracker
+from bench.baselines import HungarianIoUTracker, IoUTracker
 from bench.frames import DATA
 from posecore.oks import box_iou
 from posecore.types import Poses, TrackedPoses
@@ -127,31 +127,114 @@ def run_tracker(
     tracker = make()
     outs, t = [], 0.0
     for poses, fi in zip(inputs, frame_idx, strict=True):
+        kw = {"timestamp": fi / 60.0} if isinstance(tracker, PoseFlowTracker) else {}  # the clips are 60 fps
         t0 = time.perf_counter()
-        outs.append(tracker.update(poses, fi))  # type: ignore[attr-defined]
+        outs.append(tracker.update(poses, fi, **kw))  # type: ignore[attr-defined]
         t += time.perf_counter() - t0
     return outs, t / max(1, len(inputs)) * 1e3
 
 
-def service_inputs(video: str, root: Path = DATA) -> Iterator[Poses]:
-    """The service's per-frame poses (``Engine.process`` on each frame as a JPEG, stateless: detector
-    every frame, no tracking; every keypoint kept) on the real clip."""
+@dataclass
+class Recorded:
+    """A clip (or scenario) as the service saw it: per frame the JPEG and the poses its frame path
+    produced before tracking (what every tracker under test is fed), with the detector confidences."""
+
+    name: str
+    gt: list[GTFrame]
+    fps: float
+    jpegs: list[bytes]
+    poses: list[Poses]
+    det_scores: list[np.ndarray]
+
+
+def clip_frames(video: str, root: Path = DATA) -> list[np.ndarray]:
     import cv2
 
-    from bench.inprocess import answer_poses
-    from service.engine import Engine
-    from service.settings import Settings
-
-    engine = Engine.load(Settings(threads=2))
-    opts = engine.defaults.model_copy(update={"keypoint_threshold": 0.0})
     cap = cv2.VideoCapture(str(root / "videos" / f"{video}.mp4"))
+    frames = []
     while True:
         ok, img = cap.read()
         if not ok:
             break
-        yield answer_poses(engine.process(cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes(), opts))
+        frames.append(img)
     cap.release()
-    engine.close()
+    return frames
+
+
+def scenarios(video: str, frames: list[np.ndarray], gt: list[GTFrame]) -> dict[str, tuple[list, list[GTFrame]]]:
+    """Identity stress tests spliced from the real clip (full resolution):
+
+    - ``walk on while hidden``: frames 40-51 replaced by grey frames; the people reappear where their
+      walk took them (frame 52 onwards);
+    - ``stop while hidden``: 12 grey frames inserted after frame 39; the people reappear where they were;
+    - ``leave and re-enter``: the person with the lowest track id painted grey (their box + 15 %) in
+      frames 30-69: out of view for 0.67 s, back where they walked to.
+    """
+    grey = np.full_like(frames[0], 128)
+    empty = GTFrame(np.zeros(0, np.int64), np.zeros((0, 4)), np.zeros((0, 17, 3)), np.zeros((0, 4)))
+    walk = [*frames[:40], *[grey] * 12, *frames[52:]]
+    walk_gt = [*gt[:40], *[empty] * 12, *gt[52:]]
+    stop = [*frames[:40], *[grey] * 12, *frames[40:]]
+    stop_gt = [*gt[:40], *[empty] * 12, *gt[40:]]
+    pid = int(min(int(f.ids.min()) for f in gt if len(f.ids)))
+    leave, leave_gt = [], []
+    for i, (img, g) in enumerate(zip(frames, gt, strict=True)):
+        if 30 <= i < 70 and pid in g.ids.tolist():
+            img = img.copy()
+            x1, y1, x2, y2 = g.boxes[g.ids.tolist().index(pid)]
+            pw, ph = 0.15 * (x2 - x1), 0.15 * (y2 - y1)
+            img[max(0, int(y1 - ph)) : int(y2 + ph), max(0, int(x1 - pw)) : int(x2 + pw)] = 128
+            keep = g.ids != pid
+            g = GTFrame(g.ids[keep], g.boxes[keep], g.keypoints[keep], g.ignore)
+        leave.append(img)
+        leave_gt.append(g)
+    return {"walk on while hidden": (walk, walk_gt), "stop while hidden": (stop, stop_gt),
+            "leave and re-enter": (leave, leave_gt)}  # fmt: skip
+
+
+def record(
+    engine: object, name: str, frames: list[np.ndarray], gt: list[GTFrame], fps: float, interval: int
+) -> Recorded:
+    """Run the frames through the service's stream path (``Engine.process``, detector every ``interval``
+    frames, the tracks followed in between) and keep what its pose stage produced."""
+    import cv2
+
+    from service.engine import Engine, StreamState
+
+    assert isinstance(engine, Engine)
+    seen: list[tuple[Poses, np.ndarray]] = []
+
+    class Recorder(PoseFlowTracker):
+        def update(self, poses, frame=None, timestamp=None, det_scores=None, **kw):  # noqa: ANN001, ANN003, ANN202
+            seen.append((poses, np.asarray(det_scores if det_scores is not None else np.ones(len(poses)))))
+            return super().update(poses, frame, None if frame is None else frame / fps, det_scores, **kw)
+
+    state = StreamState(Recorder(engine.tracker_config, engine.sigmas, engine.torso))
+    opts = engine.defaults.model_copy(update={"detect_interval": interval, "keypoint_threshold": 0.0})
+    jpegs = [cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes() for f in frames]
+    for j in jpegs:
+        engine.process(j, opts, state)
+    return Recorded(name, gt, fps, jpegs, [p for p, _ in seen], [d for _, d in seen])
+
+
+def replay(make: Callable[[], object], rec: Recorded, with_images: bool) -> tuple[list[TrackedPoses], float]:
+    """Feed the recorded poses to a fresh tracker (our tracker also gets the frames, decoded as the
+    service decodes them, for its appearance cue). Returns the outputs and ms per frame (tracker only)."""
+    from service.imageio import decode_image
+
+    tracker = make()
+    outs, t = [], 0.0
+    for i, (poses, det) in enumerate(zip(rec.poses, rec.det_scores, strict=True)):
+        kw: dict[str, object] = {}
+        if isinstance(tracker, PoseFlowTracker):
+            kw = {"timestamp": i / rec.fps, "det_scores": det, "smoothing": False}
+            if with_images:
+                d = decode_image(rec.jpegs[i], 10**9, 10**9, 960)
+                kw.update(image=d.pixels, image_scale_xy=d.scale_xy)
+        t0 = time.perf_counter()
+        outs.append(tracker.update(poses, i, **kw))  # type: ignore[attr-defined]
+        t += time.perf_counter() - t0
+    return outs, t / max(1, len(rec.poses)) * 1e3
 
 
 SETTINGS = {
@@ -169,19 +252,75 @@ SETTINGS = {
 }
 
 
+def tracker_cost(people: tuple[int, ...] = (1, 3, 10, 30), frames: int = 200) -> dict[str, dict[str, float]]:
+    """Tracker time per frame (median, ms) with N persons: the real GT poses of a clip tiled side by side
+    (with images for our appearance cue)."""
+    gt = load_gt(VIDEOS[0])
+    rng = np.random.default_rng(0)
+    out: dict[str, dict[str, float]] = {}
+    for n in people:
+        seq = []
+        for i in range(frames):
+            p = gt_poses(gt[i % len(gt)], rng, 0.01, 0.0)
+            reps = -(-n // max(1, len(p)))
+            kps = np.concatenate([p.keypoints + [1200.0 * r, 0, 0] for r in range(reps)])[:n]
+            boxes = np.concatenate([p.boxes + [1200.0 * r, 0, 1200.0 * r, 0] for r in range(reps)])[:n]
+            seq.append(Poses(kps, boxes, np.ones(len(kps))))
+        image = np.full((1920, int(1200 * (-(-n // 3)) + 1088), 3), 100, np.uint8)
+        row = {}
+        for name, make in (("PoseFlow (ours)", lambda: PoseFlowTracker()), ("box-IoU greedy", IoUTracker),
+                           ("box-IoU Hungarian", HungarianIoUTracker)):  # fmt: skip
+            tr, ts = make(), []
+            for i, poses in enumerate(seq):
+                kw = {"timestamp": i / 30, "image": image} if isinstance(tr, PoseFlowTracker) else {}
+                t0 = time.perf_counter()
+                tr.update(poses, i, **kw)  # type: ignore[attr-defined]
+                ts.append((time.perf_counter() - t0) * 1e3)
+            row[name] = float(np.median(ts[10:]))
+        out[str(n)] = row
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.tracking")
-    p.add_argument("--source", choices=["gt", "service", "both"], default="both")
+    p.add_argument("--source", choices=["gt", "service", "both"], default="service")
     p.add_argument("--out", default="docs/tracking.md")
     p.add_argument("--videos", nargs="+", default=list(VIDEOS))
+    p.add_argument("--interval", type=int, default=3, help="the stream's detector interval (service default)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    trackers = {"PoseFlow (ours)": lambda: PoseFlowTracker(TrackerConfig()), "box-IoU greedy": lambda: IoUTracker()}
+    trackers: dict[str, tuple[Callable[[], object], bool]] = {
+        "PoseFlow (ours)": (lambda: PoseFlowTracker(TrackerConfig()), True),
+        "PoseFlow, no appearance cue": (lambda: PoseFlowTracker(TrackerConfig(appearance=False)), False),
+        "box-IoU greedy": (IoUTracker, False),
+        "box-IoU Hungarian": (HungarianIoUTracker, False),
+    }
     rows = []
-    for video in args.videos:
-        gt = load_gt(video)
-        runs: dict[str, tuple[list[Poses], list[int]]] = {}
-        if args.source in ("gt", "both"):
+    if args.source in ("service", "both"):
+        from service.engine import Engine
+        from service.settings import Settings
+
+        engine = Engine.load(Settings(threads=2))
+        for video in args.videos:
+            gt = load_gt(video)
+            fps = float(json.loads((DATA / "tracks" / f"{video}.json").read_text())["fps"])
+            frames = clip_frames(video)[: len(gt)]
+            runs = {f"clip, detector every {args.interval}": (frames, gt, args.interval),
+                    "clip, detector every frame": (frames, gt, 1)}  # fmt: skip
+            for name, (fr, g) in scenarios(video, frames, gt).items():
+                runs[f"scenario: {name}"] = (fr, g, args.interval)
+            for input_name, (fr, g, interval) in runs.items():
+                rec = record(engine, input_name, fr, g, fps, interval)
+                for tname, (make, images) in trackers.items():
+                    outs, ms = replay(make, rec, images)
+                    m = evaluate(g, outs)
+                    rows.append({"video": video, "input": input_name, "tracker": tname, "ms_per_frame": ms, **m})
+                    print(f"{video:22s} {input_name:34s} {tname:28s} IDsw={m['num_switches']:3.0f} "
+                          f"MOTA={m['mota']:.3f} IDF1={m['idf1']:.3f} {ms:.3f} ms", flush=True)  # fmt: skip
+        engine.close()
+    if args.source in ("gt", "both"):
+        for video in args.videos:
+            gt = load_gt(video)
             for name, cfg in SETTINGS.items():
                 rng = np.random.default_rng(args.seed) if cfg["jitter"] or cfg["drop"] else None
                 idx = list(range(0, len(gt), int(cfg["step"])))
@@ -189,26 +328,21 @@ def main(argv: list[str] | None = None) -> int:
                 inputs = [
                     gt_poses(gt[i], rng, cfg["jitter"], cfg["drop"], hidden[i], cfg.get("box_jitter")) for i in idx
                 ]
-                runs[f"GT poses, {name}"] = (inputs, idx)
-        if args.source in ("service", "both"):
-            svc = list(service_inputs(video))
-            runs["service poses (NanoDet + student)"] = (svc, list(range(len(svc))))
-        for input_name, (inputs, idx) in runs.items():
-            for tname, make in trackers.items():
-                outs, ms = run_tracker(make, inputs, idx)
-                m = evaluate([gt[i] for i in idx], outs)
-                rows.append({"video": video, "input": input_name, "tracker": tname, "ms_per_frame": ms, **m})
-                print(
-                    f"{video:22s} {input_name:38s} {tname:16s} IDsw={m['num_switches']:3.0f} "
-                    f"frag={m['num_fragmentations']:3.0f} MOTA={m['mota']:.3f} IDF1={m['idf1']:.3f} {ms:.3f} ms"
-                )
+                for tname, (make, _) in trackers.items():
+                    outs, ms = run_tracker(make, inputs, idx)
+                    m = evaluate([gt[i] for i in idx], outs)
+                    rows.append(
+                        {"video": video, "input": f"GT poses, {name}", "tracker": tname, "ms_per_frame": ms, **m}
+                    )
+    cost = tracker_cost()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).with_suffix(".json").write_text(json.dumps(rows, indent=2))
-    Path(args.out).write_text(render(rows, argv))
+    Path(args.out).with_suffix(".json").write_text(json.dumps({"rows": rows, "cost_ms": cost}, indent=2))
+    Path(args.out).write_text(render(rows, cost, argv))
+    print(render(rows, cost, argv))
     return 0
 
 
-def render(rows: list[dict], argv: list[str] | None) -> str:
+def render(rows: list[dict], cost: dict[str, dict[str, float]], argv: list[str] | None) -> str:
     agg: dict[tuple[str, str], list[dict]] = {}
     for r in rows:
         agg.setdefault((r["input"], r["tracker"]), []).append(r)
@@ -222,10 +356,21 @@ def render(rows: list[dict], argv: list[str] | None) -> str:
             f"| {np.mean([r['mota'] for r in rs]):.3f} | {np.mean([r['idf1'] for r in rs]):.3f} "
             f"| {np.mean([r['ms_per_frame'] for r in rs]):.3f} |"
         )
+    svc = [r for r in rows if not r["input"].startswith("GT")]
+    total = ["", "| tracker | ID switches, all service inputs | mean IDF1 |", "|---|---|---|"]
+    for tr in dict.fromkeys(r["tracker"] for r in svc):
+        rs = [r for r in svc if r["tracker"] == tr]
+        total.append(f"| {tr} | {sum(r['num_switches'] for r in rs):.0f} | {np.mean([r['idf1'] for r in rs]):.3f} |")
+    names = list(next(iter(cost.values())))
+    cost_lines = ["", "| persons | " + " | ".join(f"{n} ms" for n in names) + " |", "|---" * (len(names) + 1) + "|"]
+    for n, row in cost.items():
+        cost_lines.append(f"| {n} | " + " | ".join(f"{row[k]:.3f}" for k in names) + " |")
     cmd = "python -m bench.tracking " + " ".join(argv or [])
     return (
-        f"Tracking on {', '.join(sorted({r['video'] for r in rows}))} (100 frames each, sums / means over videos).\n"
-        f"Command: `{cmd.strip()}`\n\n" + "\n".join(lines) + "\n"
+        f"Tracking on {', '.join(sorted({r['video'] for r in rows}))} (100 frames each at 60 fps, full resolution "
+        f"1088x1920; sums / means over videos). Service inputs: what the service's frame path produced on the "
+        f"clip (NanoDet + student, reduced decode, the stream's detector interval), fed identically to every "
+        f"tracker. Command: `{cmd.strip()}`\n\n" + "\n".join(lines + total + cost_lines) + "\n"
     )
 
 

@@ -95,9 +95,10 @@ class Engine:
     ):
         self.detector, self.pose, self.tracker_config = detector, pose, tracker or TrackerConfig()
         try:
-            self.sigmas = skeleton_for(pose.spec.keypoint_names).sigmas
+            sk = skeleton_for(pose.spec.keypoint_names)
+            self.sigmas, self.torso = sk.sigmas, sk.torso
         except ValueError:
-            self.sigmas = (0.07,) * pose.spec.num_keypoints
+            self.sigmas, self.torso = (0.07,) * pose.spec.num_keypoints, ()
             log.warning(
                 "keypoint schema of %s is not a known one: pose NMS uses OKS sigma 0.07 for every keypoint",
                 pose.spec.name,
@@ -149,7 +150,7 @@ class Engine:
         return self.pose.providers
 
     def new_stream(self) -> StreamState:
-        return StreamState(PoseFlowTracker(self.tracker_config, self.sigmas))
+        return StreamState(PoseFlowTracker(self.tracker_config, self.sigmas, self.torso))
 
     def warmup(self) -> None:
         img = np.zeros((240, 320, 3), np.uint8)
@@ -255,7 +256,14 @@ class Engine:
         ids: npt.NDArray[np.int64] | None = None
         if stream is not None:
             tracked = stream.tracker.update(
-                poses, stream.frame, clock.arrived, det_scores, opts.keypoint_threshold, opts.smoothing, image, (sx, sy)
+                poses,
+                frame=stream.frame,
+                timestamp=clock.arrived,
+                det_scores=det_scores,
+                kp_threshold=opts.keypoint_threshold,
+                smoothing=opts.smoothing,
+                image=image,
+                image_scale_xy=(sx, sy),
             )
             poses, ids = tracked.poses, tracked.track_ids
             stream.frame += 1

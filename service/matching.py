@@ -71,9 +71,9 @@ def association_scores(
     num = np.zeros((len(track_boxes), len(boxes)))
     den = np.zeros_like(num)
     for w, t in terms:
-        ok = ~np.isnan(t)
-        num += np.where(ok, w * np.nan_to_num(t), 0.0)
-        den += np.where(ok, w, 0.0)
+        ok = t == t  # not NaN
+        num += np.where(ok, w * t, 0.0)
+        den += w * ok
     score = num / np.maximum(den, 1e-9)
     ct = (track_boxes[:, None, :2] + track_boxes[:, None, 2:]) / 2
     cp = (boxes[None, :, :2] + boxes[None, :, 2:]) / 2

@@ -121,13 +121,19 @@ class PoseFlowTracker:
         c = self.cfg
         if not tracks or not len(cols_free):
             return []
-        pred = [tr.predicted(t_now, c.velocity_tau_s) if c.motion else (tr.box, tr.keypoints) for tr in tracks]
-        pboxes, pkps = np.stack([p[0] for p in pred]), np.stack([p[1] for p in pred])
+        # every track moved to now at once (the same model as Track.predicted)
+        pboxes = np.stack([tr.box for tr in tracks])
+        pkps = np.stack([tr.keypoints for tr in tracks])
+        vel = np.stack([tr.velocity for tr in tracks]) if c.motion else np.zeros((len(tracks), 2))
+        dt = np.maximum(t_now - np.array([tr.last_time for tr in tracks]), 0.0)
+        decayed = c.velocity_tau_s * (1.0 - np.exp(-dt / c.velocity_tau_s))
+        shift = vel * decayed[:, None]
+        pboxes = pboxes + np.concatenate([shift, shift], axis=1)
+        pkps = pkps.copy()
+        pkps[..., :2] += shift[:, None, :]
         wh = np.maximum(pboxes[:, 2:] - pboxes[:, :2], 1.0)
         size = np.sqrt(wh[:, 0] * wh[:, 1])
-        dt = np.array([max(t_now - tr.last_time, 0.0) for tr in tracks])
-        speed = np.array([np.linalg.norm(tr.velocity) if c.motion else 0.0 for tr in tracks])
-        decayed = c.velocity_tau_s * (1.0 - np.exp(-dt / c.velocity_tau_s))
+        speed = np.linalg.norm(vel, axis=1)
         # a hidden person may have stopped (at 0) or walked on (at v * dt): the prediction sits in
         # between, and the keypoint boxes and the gate widen to reach both ends
         ambiguity = speed * np.maximum(decayed, dt - decayed)
