@@ -101,6 +101,19 @@ def main(argv: list[str] | None = None) -> int:
             "p95": ip.pct(lat, 95),
             "fps": 1000 / float(np.mean(lat)),
         }
+        # camera resolutions: full-HD (the clips' own 1088x1920) and 720p, one stream, lockstep; YOLO11n-pose
+        # on the same frames (letterboxed to 640 and 320) in the same run
+        res["resolutions"] = {}
+        for side in (1920, 1280):
+            big = load_frames(8 if a.quick else 40, long_side=side)
+            lat = asyncio.run(st.lockstep(server.ws, big, a.interval))
+            row = {"size": list(big[0].image.shape[1::-1]), "p50": ip.pct(lat, 50), "p95": ip.pct(lat, 95),
+                   "persons_p50": float(np.median([len(f.gt_boxes) for f in big]))}  # fmt: skip
+            for ysize, path in pose_paths.items():
+                if path is not None:
+                    ts = ip.time_frames(ip.YoloPose(path, a.threads), big)
+                    row[f"yolo_pose_{ysize}_p50"] = ip.pct(ts, 50)
+            res["resolutions"][str(side)] = row
         seconds = 3 if a.quick else 10
         res["concurrency"] = [st.concurrent(server, frames, n, 30, seconds, a.interval) for n in (1, 2, 4, 8)]
         res["detector_in_service"] = default_pipe.detector.name
@@ -111,8 +124,68 @@ def main(argv: list[str] | None = None) -> int:
     Path(a.out + ".json").write_text(json.dumps(res, indent=2))
     text = render(res, a)
     Path(a.out + ".md").write_text(text)
+    write_plots(res, rows_by_persons(runs), Path(a.out))
     print(text)
     return 0
+
+
+def rows_by_persons(runs: dict[str, list[dict]]) -> dict[str, dict[int, float]]:
+    """Median total ms per number of persons in the frame, per in-process run (for the plot)."""
+    out: dict[str, dict[int, float]] = {}
+    for name, rows in runs.items():
+        by: dict[int, list[float]] = {}
+        for row in rows:
+            by.setdefault(int(row["persons"]), []).append(row["total"])
+        out[name] = {k: float(np.median(v)) for k, v in sorted(by.items()) if len(v) >= 3}
+    return out
+
+
+def svg_lines(title: str, xlabel: str, ylabel: str, series: dict[str, list[tuple[float, float]]]) -> str:
+    """A small line chart as SVG (no plotting library needed)."""
+    w, h, m = 560, 320, 50
+    pts = [p for s in series.values() for p in s]
+    if not pts:
+        return ""
+    x0, x1 = min(p[0] for p in pts), max(p[0] for p in pts)
+    y1 = max(p[1] for p in pts) * 1.1
+    sx = lambda x: m + (x - x0) / max(x1 - x0, 1e-9) * (w - 2 * m)  # noqa: E731
+    sy = lambda y: h - m - y / max(y1, 1e-9) * (h - 2 * m)  # noqa: E731
+    colours = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e"]
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="11">',
+           f'<rect width="{w}" height="{h}" fill="white"/>',
+           f'<text x="{w / 2}" y="18" text-anchor="middle" font-size="13">{title}</text>',
+           f'<line x1="{m}" y1="{h - m}" x2="{w - m}" y2="{h - m}" stroke="black"/>',
+           f'<line x1="{m}" y1="{m}" x2="{m}" y2="{h - m}" stroke="black"/>',
+           f'<text x="{w / 2}" y="{h - 12}" text-anchor="middle">{xlabel}</text>',
+           f'<text x="14" y="{h / 2}" text-anchor="middle" transform="rotate(-90 14 {h / 2})">{ylabel}</text>']  # fmt: skip
+    for v in np.linspace(0, y1, 5):
+        out.append(f'<text x="{m - 6}" y="{sy(v) + 4:.1f}" text-anchor="end">{v:.0f}</text>')
+    for x in sorted({p[0] for p in pts}):
+        out.append(f'<text x="{sx(x):.1f}" y="{h - m + 14}" text-anchor="middle">{x:g}</text>')
+    for i, (name, s) in enumerate(series.items()):
+        c = colours[i % len(colours)]
+        path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in s)
+        out.append(f'<polyline points="{path}" fill="none" stroke="{c}" stroke-width="2"/>')
+        out += [f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3" fill="{c}"/>' for x, y in s]
+        out.append(f'<text x="{m + 8}" y="{m + 14 * i}" fill="{c}">{name}</text>')
+    return "\n".join([*out, "</svg>"]) + "\n"
+
+
+def write_plots(r: dict, by_persons: dict[str, dict[int, float]], out: Path) -> None:
+    """docs/bench_streams.svg (latency vs concurrent streams) and docs/bench_people.svg (latency vs people)."""
+    conc = r.get("concurrency", [])
+    streams = {
+        "p95 e2e ms": [(c["streams"], c["p95_ms"]) for c in conc],
+        "answered fps per stream": [(c["streams"], c["fps_per_stream"]) for c in conc],
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    (out.parent / f"{out.name}_streams.svg").write_text(
+        svg_lines("websocket streams (30 fps offered each)", "concurrent streams", "ms / fps", streams)
+    )
+    people = {k: list(v.items()) for k, v in by_persons.items() if v}
+    (out.parent / f"{out.name}_people.svg").write_text(
+        svg_lines("in-process total per frame vs people in it", "people in the frame", "ms (median)", people)
+    )
 
 
 def render(r: dict, a: argparse.Namespace) -> str:
@@ -168,6 +241,17 @@ def render(r: dict, a: argparse.Namespace) -> str:
         f"| one stream over websocket ({r['detector_in_service']}), lockstep e2e p50 / p95 | "
         f"{w['p50']:.1f} / {w['p95']:.1f} ms ({w['fps']:.1f} fps) |"
     )
+    for rr in r.get("resolutions", {}).values():
+        ww, hh = rr["size"]
+        yolo = " ".join(
+            f"YOLO11n-pose {k.split('_')[2]}: {v:.1f} ms ({v / rr['p50']:.1f}x our time);"
+            for k, v in rr.items()
+            if k.startswith("yolo_pose_")
+        )
+        out.append(
+            f"| {ww}x{hh} frames, one stream over websocket, lockstep e2e p50 / p95 ({rr['persons_p50']:.0f} people) | "
+            f"{rr['p50']:.1f} / {rr['p95']:.1f} ms; {yolo} |"
+        )
     out += [
         "",
         "| concurrent streams (sender paced at 30 fps) | sent fps/stream | answered fps/stream (min) | p95 ms | dropped | CPU % | RSS MB start → end |",

@@ -113,6 +113,8 @@ class Engine:
         self.started = time.time()
         # set on SIGTERM: /ready answers 503, new streams are refused, open ones finish and close (1001)
         self.draining = asyncio.Event()
+        # one token per executor thread: callers hold one while their frame runs (``worker``)
+        self._workers = asyncio.Semaphore(settings.workers)
         s = pose.spec
         self.info = ModelInfo(
             name=s.name,
@@ -156,6 +158,11 @@ class Engine:
         img = np.zeros((240, 320, 3), np.uint8)
         self.pose(img, np.array([[100, 40, 200, 220]], np.float32))
         self.detector(img)
+
+    def worker(self) -> asyncio.Semaphore:
+        """``async with engine.worker():`` waits until a worker thread is free (waiters are served
+        in arrival order, so streams take turns) and holds it; ``run`` inside it starts at once."""
+        return self._workers
 
     async def run(
         self,

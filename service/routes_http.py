@@ -149,7 +149,8 @@ async def pose(request: Request, engine: EngineDep, query: Annotated[RestOptions
         opts = engine.defaults.updated(query.update())
         boxes = parse_boxes(form_boxes if form_boxes is not None else query.boxes, opts.max_persons)
         try:
-            answer = await engine.run(data, opts, "rest", boxes=boxes)
+            async with engine.worker():
+                answer = await engine.run(data, opts, "rest", boxes=boxes)
         except ImageTooLarge as e:
             raise HTTPException(413, str(e)) from e
         except ImageError as e:

@@ -154,10 +154,16 @@ class StreamSession:
                 await asyncio.sleep(wait)
             if self.pending is None:
                 continue
-            last_start = time.monotonic()
-            p, self.pending = self.pending, None
             try:
-                answer = await self.engine.run(p.data, p.options, "stream", self.state, arrived=p.arrived)
+                # the frame is taken only once a worker is free (streams take turns, first come first
+                # served): it is the newest this stream has, and it never waits in the executor behind
+                # other streams' frames while newer ones arrive
+                async with self.engine.worker():
+                    if self.pending is None:
+                        continue
+                    last_start = time.monotonic()
+                    p, self.pending = self.pending, None
+                    answer = await self.engine.run(p.data, p.options, "stream", self.state, arrived=p.arrived)
             except (ImageError, BoxError) as e:
                 await self.send(StreamError(frame=p.frame, error=str(e), dropped=self._take_dropped()))
             except Exception as e:  # noqa: BLE001 - one bad frame must not end the stream

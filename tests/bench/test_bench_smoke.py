@@ -33,3 +33,8 @@ def test_bench_quick_runs_and_reports_every_section(tmp_path):
     assert [c["streams"] for c in res["concurrency"]] == [1, 2, 4, 8]
     assert all(c["unaccounted"] == 0 for c in res["concurrency"])  # every frame answered or reported dropped
     assert "| concurrent streams" in (out.with_suffix(".md")).read_text()
+    # camera resolutions: the clips' full-HD frames and 720p-class frames (long side 1280) went through
+    sizes = {k: v["size"] for k, v in res["resolutions"].items()}
+    assert sizes == {"1920": [1088, 1920], "1280": [725, 1280]}
+    for name in ("bench_streams.svg", "bench_people.svg"):
+        assert (tmp_path / name).read_text().count("<polyline") >= 1
