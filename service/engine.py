@@ -24,6 +24,7 @@ from posecore.runtime import GPU_PROVIDERS, ModelLoadError
 from posecore.skeleton import skeleton_for
 from posecore.topdown import TopDown, person_score
 from posecore.types import Detections, Poses
+from service.batching import MicroBatcher
 from service.detector import Detector, DetectorConfig, build_detector
 from service.imageio import ImageError, decode_image
 from service.metrics import Metrics
@@ -106,6 +107,7 @@ class Engine:
         self.defaults = Options.from_settings(settings)
         self.max_image_bytes, self.max_image_pixels = settings.max_image_bytes, settings.max_image_pixels
         self.decode_min_side = settings.decode_min_side
+        self.batcher = MicroBatcher(pose.infer, settings.batch_window_ms / 1e3) if settings.batch_window_ms else None
         self.metrics = Metrics()
         self.executor = ThreadPoolExecutor(settings.workers, thread_name_prefix="pose")
         self.limiter = StreamLimiter(settings.max_streams, settings.max_streams_per_client)
@@ -236,7 +238,7 @@ class Engine:
         if len(xyxy):
             x, mats = self.pose.preprocess(image, xyxy * to_px)
             clock.lap("crop")
-            heatmaps = self.pose.infer(x)
+            heatmaps = self.batcher(x) if self.batcher is not None else self.pose.infer(x)
             clock.lap("pose")
             kps = self.pose.postprocess(heatmaps, mats)
             kps[..., 0] *= sx

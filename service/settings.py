@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     providers: str = "auto"  # auto | comma list, e.g. "CUDAExecutionProvider,CPUExecutionProvider"
     threads: int = Field(2, ge=0, le=256)  # ONNX Runtime intra-op threads per session (0 = ORT default)
     workers: int = Field(2, ge=1, le=64)  # frames processed concurrently (thread pool)
+    # cross-stream micro-batching: crops of frames processed at the same time share one pose call, the
+    # first waiting up to this long for the others (0 = off; on a GPU try 2-5 ms with workers >= 4)
+    batch_window_ms: float = Field(0.0, ge=0.0, le=50.0)
 
     require_gpu: bool = False  # refuse to start unless both sessions run on the CUDA (or TensorRT) provider
 

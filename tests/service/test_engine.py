@@ -91,3 +91,20 @@ def test_large_jpegs_are_decoded_reduced_with_results_in_image_pixels(engine, da
     kb = np.array([p.keypoints for p in b.persons])[iou.argmax(axis=1)][..., :2]
     both = (ka > 0).all(-1) & (kb > 0).all(-1)
     assert np.median(np.abs(ka - kb)[both]) < 8  # px, on a 1920 px tall image
+
+
+def test_cross_stream_micro_batching_merges_calls_and_keeps_each_answer(engine, multi_frames):
+    """Two streams' frames processed at the same time with batching on: their crops share pose calls,
+    and each stream gets exactly the poses it gets without batching."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    batched = Engine.load(settings_for_tests(batch_window_ms=40), detector=engine.detector, pose=engine.pose)
+    frames = multi_frames[:6]
+    alone = [[p.keypoints for p in engine.process(f, engine.defaults).persons] for f in frames]
+    with ThreadPoolExecutor(2) as pool:
+        both = list(pool.map(lambda f: [p.keypoints for p in batched.process(f, batched.defaults).persons],
+                             frames))  # fmt: skip
+    batched.close()
+    assert both == alone
+    assert batched.batcher is not None and batched.batcher.batched_frames >= 2
+    assert batched.batcher.calls < len(frames)
