@@ -25,7 +25,7 @@ import numpy.typing as npt
 from posecore.oks import box_iou, pose_nms
 from posecore.skeleton import COCO17
 from posecore.types import Poses, TrackedPoses
-from service.appearance import similarity, torso_histograms
+from service.appearance import BINS, similarity, torso_histograms
 from service.matching import Weights, assign, association_scores
 from service.motion import cap_speed, keypoint_shift, one_euro_step
 
@@ -49,6 +49,8 @@ class TrackerConfig:
     max_speed: float = 8.0  # body sizes per second (faster jumps are detector noise)
     nms_oks: float = 0.7
     appearance: bool = True
+    appearance_every: int = 8  # frames between refreshes of a track's appearance model when not needed
+    ambiguity_margin: float = 0.15  # a pose within this of the threshold for two tracks is ambiguous
     smooth_min_cutoff: float = 1.0  # One-Euro (Hz)
     smooth_beta: float = 0.05
     smooth_d_cutoff: float = 1.0
@@ -79,6 +81,24 @@ class Track:
         kps = self.keypoints.copy()
         kps[:, :2] += shift
         return self.box + np.tile(shift, 2), kps
+
+
+class LazyHistograms:
+    """Torso histograms of this frame's poses, computed only for the poses that need one."""
+
+    def __init__(
+        self, image: npt.NDArray[np.uint8], kps: F64, torso: tuple[int, ...], thr: float, scale_xy: tuple[float, float]
+    ):
+        self.image, self.kps, self.torso, self.thr, self.scale_xy = image, kps, torso, thr, scale_xy
+        self.h = np.zeros((len(kps), BINS[0] * BINS[1]), np.float32)
+        self.done = np.zeros(len(kps), bool)
+
+    def get(self, idx: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+        todo = idx[~self.done[idx]]
+        if len(todo):
+            self.h[todo] = torso_histograms(self.image, self.kps[todo], self.torso, self.thr, self.scale_xy)
+            self.done[todo] = True
+        return self.h[idx]
 
 
 class PoseFlowTracker:
@@ -112,12 +132,17 @@ class PoseFlowTracker:
         t_now: float,
         boxes: F64,
         kps: F64,
-        hists: npt.NDArray[np.float32] | None,
+        hists: LazyHistograms | None,
         cols_free: npt.NDArray[np.int64],
         thr: float,
         w: Weights,
+        reidentify: bool,
     ) -> list[tuple[Track, int]]:
-        """Score ``tracks`` against the free poses; returns matched (track, pose index) pairs."""
+        """Score ``tracks`` against the free poses; returns matched (track, pose index) pairs.
+
+        The appearance term is computed where it can change the outcome: for every pose when
+        re-identifying lost tracks, otherwise only for poses in an ambiguous neighbourhood (a pose that
+        two tracks could take, or a track with two candidate poses)."""
         c = self.cfg
         if not tracks or not len(cols_free):
             return []
@@ -139,13 +164,17 @@ class PoseFlowTracker:
         ambiguity = speed * np.maximum(decayed, dt - decayed)
         kp_radius = c.kp_box_frac * size + ambiguity
         gate = size * (c.gate_base + c.gate_growth * dt) + ambiguity
-        app = None
+        args = (pboxes, pkps, boxes[cols_free], kps[cols_free], kp_radius, gate, c.top_n, thr)
+        scores = association_scores(*args, None, w)
         if hists is not None:
-            th = np.stack([tr.appearance if tr.appearance is not None else np.zeros(hists.shape[1], np.float32)
-                           for tr in tracks])  # fmt: skip
-            app = similarity(th, hists[cols_free])
-        scores = association_scores(pboxes, pkps, boxes[cols_free], kps[cols_free], kp_radius, gate, c.top_n, thr,
-                                    app, w)  # fmt: skip
+            near = scores > c.match_threshold - c.ambiguity_margin
+            need = np.ones(len(cols_free), bool) if reidentify else (near.sum(0) >= 2) | near[near.sum(1) >= 2].any(0)
+            if need.any():
+                th = np.stack([tr.appearance if tr.appearance is not None else np.zeros(hists.h.shape[1], np.float32)
+                               for tr in tracks])  # fmt: skip
+                app = np.full(scores.shape, np.nan)
+                app[:, need] = similarity(th, hists.get(cols_free[need]))
+                scores = association_scores(*args, app, w)
         rows, cols = assign(scores, c.match_threshold)
         return [(tracks[r], int(cols_free[col])) for r, col in zip(rows, cols, strict=True)]
 
@@ -184,16 +213,16 @@ class PoseFlowTracker:
         boxes = poses.boxes.astype(np.float64)
         hists = None
         if c.appearance and image is not None and len(poses):
-            hists = torso_histograms(image, kps, self.torso, kp_threshold, image_scale_xy)
+            hists = LazyHistograms(image, kps, self.torso, kp_threshold, image_scale_xy)
         # 2-3. recently seen tracks first
         free = np.arange(len(poses))
         recent = [t for t in self.tracks if t_now - t.last_time <= c.recent_s]
-        pairs = self._stage(recent, t_now, boxes, kps, hists, free, kp_threshold, c.weights)
+        pairs = self._stage(recent, t_now, boxes, kps, hists, free, kp_threshold, c.weights, reidentify=False)
         # 4. then the lost ones, on the poses left
         taken = {p for _, p in pairs}
         free = np.array([i for i in range(len(poses)) if i not in taken], np.int64)
         lost = [t for t in self.tracks if t_now - t.last_time > c.recent_s]
-        pairs += self._stage(lost, t_now, boxes, kps, hists, free, kp_threshold, c.lost_weights)
+        pairs += self._stage(lost, t_now, boxes, kps, hists, free, kp_threshold, c.lost_weights, reidentify=True)
         # 5a. matched tracks: robust velocity (median keypoint shift, capped), smoothing, new observation
         out_kps = kps.copy()
         ids = np.zeros(len(poses), np.int64)
@@ -218,13 +247,18 @@ class PoseFlowTracker:
                 t.velocity = m * t.velocity + (1 - m) * v[j]
                 t.smooth_x, t.smooth_dx = (x[j], dx[j]) if smoothing else (None, None)
                 t.keypoints, t.box, t.det_score = kps[col], boxes[col], float(dets[col])
-                if hists is not None and hists[col].any():
-                    t.appearance = hists[col] if t.appearance is None else 0.8 * t.appearance + 0.2 * hists[col]
+                # the appearance model: refreshed when this frame's histogram was needed anyway, and every
+                # ``appearance_every`` frames otherwise (staggered over tracks)
+                if hists is not None and (hists.done[col] or (frame + t.id) % c.appearance_every == 0):
+                    h = hists.get(np.array([col]))[0]
+                    if h.any():
+                        t.appearance = h if t.appearance is None else 0.8 * t.appearance + 0.2 * h
                 t.last_frame, t.last_time = frame, t_now
                 ids[col] = t.id
         # 5b. unmatched poses open new tracks
         for col in (int(i) for i in np.flatnonzero(ids == 0)):
-            app = hists[col] if hists is not None and hists[col].any() else None
+            h = hists.get(np.array([col]))[0] if hists is not None else None
+            app = h if h is not None and h.any() else None
             self.tracks.append(Track(self._next_id, kps[col], boxes[col], float(dets[col]), frame, t_now,
                                      appearance=app))  # fmt: skip
             ids[col] = self._next_id
