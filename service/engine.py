@@ -73,7 +73,8 @@ class Stopwatch:
         self.last = now
 
     def timings(self) -> Timings:
-        return Timings(**self.ms, total=(self.last - self.arrived) * 1e3)
+        # microsecond resolution on the wire
+        return Timings(**{k: round(v, 3) for k, v in self.ms.items()}, total=round((self.last - self.arrived) * 1e3, 3))
 
 
 def client_boxes(boxes: npt.NDArray[np.float32], wh: tuple[int, int]) -> npt.NDArray[np.float32]:

@@ -39,7 +39,7 @@ def test_stage_timings_have_one_writer_and_add_up(engine, multi_frames):
     stages = t.model_dump()
     total = stages.pop("total")
     assert t.queue >= 50
-    assert total == pytest.approx(sum(stages.values()), abs=1e-6)  # total is the sum of the stages
+    assert total == pytest.approx(sum(stages.values()), abs=0.01)  # total is the sum of the stages (rounded to µs)
     assert t.detect > 0 and t.pose > 0
 
 
