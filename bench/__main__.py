@@ -21,6 +21,7 @@ import numpy as np
 from bench import inprocess as ip
 from bench.assets import yolo_onnx
 from bench.frames import load_frames
+from service.schemas import STAGES
 from service.settings import Settings
 
 log = logging.getLogger("bench")
@@ -188,6 +189,10 @@ def write_plots(r: dict, by_persons: dict[str, dict[int, float]], out: Path) -> 
     )
 
 
+# the engine's stages (no queue in process) plus the JSON serialisation the routes add
+TABLE_STAGES = (*[s for s in STAGES if s not in ("queue", "total")], "serialize", "total")
+
+
 def render(r: dict, a: argparse.Namespace) -> str:
     m = r["machine"]
     out = [
@@ -195,14 +200,11 @@ def render(r: dict, a: argparse.Namespace) -> str:
         f"{r['frames']} frames of the realpose-lab multi-person clips at {r['frame_size'][0]}x{r['frame_size'][1]}. "
         f"Command: `python -m bench{' --quick' if a.quick else ''}`.",
         "",
-        "| in-process, ms per frame (p50 / p95) | decode | detect | crop | pose | decode hm | track | serialize | total | persons |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| in-process, ms per frame (p50 / p95) | " + " | ".join(TABLE_STAGES) + " | persons |",
+        "|---" * (len(TABLE_STAGES) + 2) + "|",
     ]
     for name, s in r["stages"].items():
-        cells = " | ".join(
-            f"{s[k]['p50']:.2f} / {s[k]['p95']:.2f}"
-            for k in ("decode", "detect", "crop", "pose", "decode_heatmaps", "track", "serialize", "total")
-        )
+        cells = " | ".join(f"{s[k]['p50']:.2f} / {s[k]['p95']:.2f}" for k in TABLE_STAGES)
         out.append(f"| {name} | {cells} | {s['persons']['p50']:.0f} (max {s['persons']['max']:.0f}) |")
     out += ["", "| comparison | value |", "|---|---|"]
     stages = r["stages"]

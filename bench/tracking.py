@@ -23,6 +23,7 @@ import numpy as np
 from bench.baselines import HungarianIoUTracker, IoUTracker
 from bench.frames import DATA
 from posecore.oks import box_iou
+from posecore.skeleton import COCO17
 from posecore.types import Poses, TrackedPoses
 from service.tracker import PoseFlowTracker, TrackerConfig
 
@@ -50,7 +51,7 @@ def load_gt(video: str, root: Path = DATA) -> list[GTFrame]:
                 continue
             ids.append(p["track_id"])
             boxes.append(box)
-            kps.append(np.asarray(p["keypoints"], np.float64).reshape(17, 3))
+            kps.append(np.asarray(p["keypoints"], np.float64).reshape(COCO17.num_keypoints, 3))
         frames.append(
             GTFrame(
                 np.asarray(ids, np.int64),

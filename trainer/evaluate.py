@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from posecore.heatmaps import merge_flip
-from posecore.skeleton import COCO_KEYPOINTS, flip_index
+from posecore.skeleton import flip_index, skeleton_for
 from posecore.spec import ModelSpec
 from posecore.topdown import heatmaps_to_image, normalize_crops, person_score, prepare_crops
 from trainer.data import ImageCache, PersonRecord
@@ -78,7 +78,10 @@ def coco_ap(ann_file: str, records: list[PersonRecord], keypoints: np.ndarray) -
 
 def per_keypoint_error(records: list[PersonRecord], keypoints: np.ndarray) -> dict[str, float]:
     """Mean error per joint over labelled joints, as a percentage of the box's sqrt(area)."""
-    names = COCO_KEYPOINTS if keypoints.shape[1] == 17 else tuple(f"j{i}" for i in range(keypoints.shape[1]))
+    try:
+        names = skeleton_for(keypoints.shape[1]).keypoints
+    except ValueError:
+        names = tuple(f"j{i}" for i in range(keypoints.shape[1]))
     errs: list[list[float]] = [[] for _ in names]
     for r, kp in zip(records, keypoints, strict=True):
         x1, y1, x2, y2 = r.box_xyxy

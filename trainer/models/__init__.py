@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from posecore.skeleton import COCO17
 from trainer.models.blocks import count_macs, count_params
 from trainer.models.hourglass import HourglassStacks, HourglassStem, StackedBranch
 from trainer.models.litehg import LiteHourglass, LiteStem
@@ -25,7 +26,7 @@ __all__ = ["ModelConfig", "MultiBranchNet", "NetOutput", "SingleBranchNet", "cou
 @dataclass
 class ModelConfig:
     arch: str = "litehg"  # litehg | hourglass | resnet | nanodet
-    num_keypoints: int = 17
+    num_keypoints: int = COCO17.num_keypoints
     num_branches: int = 3
     width: int = 32  # litehg: channels at stride 4; hourglass: features; resnet: deconv channels
     shared_stacks: int = 1  # hourglass: stacks in the shared trunk (litehg: shared IR blocks)
