@@ -196,19 +196,10 @@ def build(settings: Settings, yolo_detect: Path | None):
 def tracker_cost(people: int = 10, frames: int = 300) -> dict[str, float]:
     """Tracker time per frame with ``people`` persons: real GT poses of a clip, tiled side by side."""
     from bench.baselines import IoUTracker
-    from bench.tracking import gt_poses, load_gt
-    from posecore.types import Poses
+    from bench.tracking import tiled_gt_poses
     from service.tracker import PoseFlowTracker
 
-    gt = load_gt("pose2sim_multi_cam01")
-    rng = np.random.default_rng(0)
-    seq = []
-    for i in range(frames):
-        p = gt_poses(gt[i % len(gt)], rng, 0.01, 0.0)
-        reps = -(-people // max(1, len(p)))
-        kps = np.concatenate([p.keypoints + [1200.0 * r, 0, 0] for r in range(reps)])[:people]
-        boxes = np.concatenate([p.boxes + [1200.0 * r, 0, 1200.0 * r, 0] for r in range(reps)])[:people]
-        seq.append(Poses(kps, boxes, np.ones(len(kps))))
+    seq = tiled_gt_poses(people, frames)
     out = {}
     for name, tracker in (("poseflow", PoseFlowTracker()), ("iou", IoUTracker())):
         ts = []

@@ -253,20 +253,27 @@ SETTINGS = {
 }
 
 
+def tiled_gt_poses(people: int, frames: int) -> list[Poses]:
+    """``frames`` frames of ``people`` persons: a clip's real GT poses (1 % keypoint jitter), copies tiled
+    1200 px apart until there are enough people (for tracker cost measurements)."""
+    gt = load_gt(VIDEOS[0])
+    rng = np.random.default_rng(0)
+    seq = []
+    for i in range(frames):
+        p = gt_poses(gt[i % len(gt)], rng, 0.01, 0.0)
+        reps = -(-people // max(1, len(p)))
+        kps = np.concatenate([p.keypoints + [1200.0 * r, 0, 0] for r in range(reps)])[:people]
+        boxes = np.concatenate([p.boxes + [1200.0 * r, 0, 1200.0 * r, 0] for r in range(reps)])[:people]
+        seq.append(Poses(kps, boxes, np.ones(len(kps))))
+    return seq
+
+
 def tracker_cost(people: tuple[int, ...] = (1, 3, 10, 30), frames: int = 200) -> dict[str, dict[str, float]]:
     """Tracker time per frame (median, ms) with N persons: the real GT poses of a clip tiled side by side
     (with images for our appearance cue)."""
-    gt = load_gt(VIDEOS[0])
-    rng = np.random.default_rng(0)
     out: dict[str, dict[str, float]] = {}
     for n in people:
-        seq = []
-        for i in range(frames):
-            p = gt_poses(gt[i % len(gt)], rng, 0.01, 0.0)
-            reps = -(-n // max(1, len(p)))
-            kps = np.concatenate([p.keypoints + [1200.0 * r, 0, 0] for r in range(reps)])[:n]
-            boxes = np.concatenate([p.boxes + [1200.0 * r, 0, 1200.0 * r, 0] for r in range(reps)])[:n]
-            seq.append(Poses(kps, boxes, np.ones(len(kps))))
+        seq = tiled_gt_poses(n, frames)
         image = np.full((1920, int(1200 * (-(-n // 3)) + 1088), 3), 100, np.uint8)
         row = {}
         for name, make in (("PoseFlow (ours)", lambda: PoseFlowTracker()), ("box-IoU greedy", IoUTracker),

@@ -11,10 +11,12 @@ URL) raises ``PoseServiceError`` at once.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
 import logging
+import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -42,6 +44,20 @@ def open_source(camera: int | None, video: str | None) -> tuple[cv2.VideoCapture
 # The server decodes large JPEGs at a reduced scale down to a 960 px long side (POSE_DECODE_MIN_SIDE):
 # sending more pixels than that costs bandwidth and client encode time and changes nothing it computes.
 DEFAULT_MAX_SIDE = 960
+
+
+def add_sending_args(p: argparse.ArgumentParser) -> None:
+    """Options every streaming CLI shares: frame size sent, frame count, API key."""
+    p.add_argument(
+        "--max-side",
+        "--max-width",
+        dest="max_side",
+        type=int,
+        default=DEFAULT_MAX_SIDE,
+        help="downscale frames to this long side before sending (0 = as captured)",
+    )
+    p.add_argument("--frames", type=int, default=0, help="stop after N frames")
+    p.add_argument("--api-key", default=os.environ.get("POSE_API_KEY"))
 
 
 def frames(cap: cv2.VideoCapture, max_side: int, limit: int = 0) -> Iterator[np.ndarray]:

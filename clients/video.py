@@ -10,13 +10,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import sys
 
 import cv2
 
 from clients.api import PoseServiceError
-from clients.streaming import DEFAULT_MAX_SIDE, Sink, frames, open_source, run
+from clients.streaming import Sink, add_sending_args, frames, open_source, run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,17 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", help="per-frame JSON lines")
     p.add_argument("--url", default="http://localhost:8000")
     p.add_argument("--realtime", action="store_true")
-    p.add_argument(
-        "--max-side",
-        "--max-width",
-        dest="max_side",
-        type=int,
-        default=DEFAULT_MAX_SIDE,
-        help="downscale frames to this long side before sending (0 = as captured)",
-    )
-    p.add_argument("--frames", type=int, default=0, help="stop after N frames")
     p.add_argument("--detect-interval", type=int, default=None)
-    p.add_argument("--api-key", default=os.environ.get("POSE_API_KEY"))
+    add_sending_args(p)
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     cap, fps = open_source(None, a.video)

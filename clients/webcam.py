@@ -14,7 +14,7 @@ import os
 import sys
 
 from clients.api import PoseServiceError
-from clients.streaming import DEFAULT_MAX_SIDE, Sink, frames, open_source, run
+from clients.streaming import Sink, add_sending_args, frames, open_source, run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,17 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--headless", action="store_true", help="no window (default when there is no display)")
     p.add_argument("--out", help="annotated MP4")
     p.add_argument("--json", help="per-frame JSON lines")
-    p.add_argument(
-        "--max-side",
-        "--max-width",
-        dest="max_side",
-        type=int,
-        default=DEFAULT_MAX_SIDE,
-        help="downscale frames to this long side before sending (0 = as captured)",
-    )
     p.add_argument("--fps", type=float, default=0, help="send rate (default: the source's)")
-    p.add_argument("--frames", type=int, default=0, help="stop after N frames")
-    p.add_argument("--api-key", default=os.environ.get("POSE_API_KEY"))
+    add_sending_args(p)
     p.add_argument("--no-reconnect", action="store_true")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")

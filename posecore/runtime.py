@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import onnxruntime as ort
@@ -78,3 +78,27 @@ def open_session(path: str | Path, providers: str = "cpu", threads: int = 0) -> 
 def metadata(path: str | Path) -> dict[str, str]:
     """The model's custom metadata (its spec lives there)."""
     return dict(open_session(path).get_modelmeta().custom_metadata_map)
+
+
+def quantize_qdq(src: str | Path, out: str | Path, feeds: list[dict[str, Any]], op_types: list[str]) -> None:
+    """Static int8 quantisation as every shipped model gets it: QDQ, per-channel int8 weights, uint8
+    activations calibrated on ``feeds`` (one input dict per calibration sample); ``op_types`` quantised."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class Reader(CalibrationDataReader):  # type: ignore[misc]  # untyped base
+        def __init__(self) -> None:
+            self.items = iter(feeds)
+
+        def get_next(self) -> dict[str, Any] | None:
+            return next(self.items, None)
+
+    quantize_static(
+        str(src),
+        str(out),
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        op_types_to_quantize=op_types,
+        per_channel=True,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+    )

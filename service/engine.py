@@ -209,7 +209,7 @@ class Engine:
         clock.lap("queue")
         # 1. decode (limits checked before any pixel is decoded; large JPEGs at a reduced scale).
         #    Boxes and keypoints are in the image's own pixels throughout; only the detector and the
-        #    crops touch the decoded pixels, through ``to_px`` / ``from_px``.
+        #    crops touch the decoded pixels (boxes through ``to_px``, keypoints back through sx, sy).
         decoded = decode_image(data, self.max_image_bytes, self.max_image_pixels, self.decode_min_side)
         image, w, h = decoded.pixels, decoded.width, decoded.height
         sx, sy = decoded.scale_xy
@@ -222,8 +222,8 @@ class Engine:
             dets = Detections(client_boxes(boxes, (w, h)), np.ones(len(boxes), np.float32))
         else:
             followed = stream.tracks_to_follow(opts.detect_interval) if stream is not None else []
-            if followed:
-                dets = self._follow(followed, clock.arrived, (w, h)) if stream is not None else Detections.empty()
+            if stream is not None and followed:
+                dets = self._follow(stream.tracker, followed, clock.arrived, (w, h))
             else:
                 found, detector_ran = self.detector(image), True
                 dets = Detections(found.xyxy / to_px, found.scores)
@@ -287,10 +287,9 @@ class Engine:
             timings_ms=clock.timings(),
         )
 
-    def _follow(self, tracks: list[Track], now: float, wh: tuple[int, int]) -> Detections:
+    def _follow(self, tracker: PoseFlowTracker, tracks: list[Track], now: float, wh: tuple[int, int]) -> Detections:
         """Crop boxes for a skip frame: each followed track's box moved to this frame's time."""
-        tau = self.tracker_config.velocity_tau_s
-        boxes = clip_boxes(np.stack([t.predicted(now, tau)[0] for t in tracks]), wh).astype(np.float32)
+        boxes = clip_boxes(tracker.predict(tracks, now)[0], wh).astype(np.float32)
         return Detections(boxes, np.array([t.det_score for t in tracks], np.float32))
 
     def close(self) -> None:

@@ -34,7 +34,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class LiveServer:
+class _Loopback:
+    """The service's base URLs on 127.0.0.1:``port``."""
+
+    port: int
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/stream"
+
+
+class LiveServer(_Loopback):
     """In-thread server; ``with LiveServer(settings) as s: s.http, s.ws, s.engine``."""
 
     def __init__(self, settings: Settings, engine: Engine | None = None):
@@ -47,14 +61,6 @@ class LiveServer:
         cfg = uvicorn_config(self.app, settings, log_level="warning", lifespan="on")
         self.server = GracefulServer(cfg, self.engine, settings.shutdown_grace_s)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-
-    @property
-    def http(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/stream"
 
     def __enter__(self) -> LiveServer:
         self.thread.start()
@@ -70,7 +76,7 @@ class LiveServer:
         self.thread.join(timeout=15)
 
 
-class ServiceProcess:
+class ServiceProcess(_Loopback):
     """``python -m MODULE ARGS`` with ``POSE_*`` settings from ``env`` (port chosen here); logs go to a
     file (an unread pipe would fill up and stall the server)."""
 
@@ -80,14 +86,6 @@ class ServiceProcess:
         self.env = {**os.environ, "OMP_NUM_THREADS": "1", "POSE_THREADS": "1", "POSE_WORKERS": "2",
                     "POSE_MAX_FPS": "1000", "POSE_HOST": "127.0.0.1", "POSE_PORT": str(self.port), **env}  # fmt: skip
         self.proc: subprocess.Popen[str] | None = None
-
-    @property
-    def http(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/stream"
 
     def start(self, timeout: float = 120) -> ServiceProcess:
         self.log = tempfile.NamedTemporaryFile("w+", prefix="okpose-service-", suffix=".log", delete=False)  # noqa: SIM115

@@ -4,6 +4,7 @@ return the wire model; errors are ``ErrorResponse`` (``{"detail": str}``) for ev
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Annotated, Any, Literal
 
@@ -185,8 +186,6 @@ async def health() -> Health:
 async def ready(request: Request) -> Ready:
     """Readiness: models loaded and not shutting down (503 from the moment a drain starts, so an
     orchestrator stops routing new clients here while open streams finish)."""
-    import time
-
     engine: Engine | None = getattr(request.app.state, "engine", None)
     if engine is None:
         raise HTTPException(503, "service is starting")

@@ -71,17 +71,6 @@ class Track:
     smooth_x: F64 | None = None  # One-Euro state (K, 2), (K, 2)
     smooth_dx: F64 | None = None
 
-    def displacement(self, t: float, tau: float) -> F64:
-        """Where constant-but-decaying velocity takes the person ``t`` seconds after last seen."""
-        dt = max(t - self.last_time, 0.0)
-        return np.asarray(self.velocity * tau * (1.0 - np.exp(-dt / tau)), dtype=np.float64)
-
-    def predicted(self, t: float, tau: float) -> tuple[F64, F64]:
-        shift = self.displacement(t, tau)
-        kps = self.keypoints.copy()
-        kps[:, :2] += shift
-        return self.box + np.tile(shift, 2), kps
-
 
 class LazyHistograms:
     """Torso histograms of this frame's poses, computed only for the poses that need one."""
@@ -126,6 +115,21 @@ class PoseFlowTracker:
         """Tracks matched at or after ``frame``."""
         return [t for t in self.tracks if t.last_frame >= frame]
 
+    def predict(self, tracks: list[Track], t_now: float) -> tuple[F64, F64, F64, F64, F64]:
+        """Every track moved to ``t_now`` at once: constant velocity decaying while unseen (none with
+        ``motion`` off). Returns boxes (T, 4), keypoints (T, K, 3), velocities (T, 2), seconds unseen (T,)
+        and the decayed time (T,) the velocity was applied for. Used for matching and, by the engine,
+        for the crops of frames that follow the tracks instead of running the detector."""
+        c = self.cfg
+        boxes = np.stack([tr.box for tr in tracks])
+        kps = np.stack([tr.keypoints for tr in tracks])
+        vel = np.stack([tr.velocity for tr in tracks]) if c.motion else np.zeros((len(tracks), 2))
+        dt = np.maximum(t_now - np.array([tr.last_time for tr in tracks]), 0.0)
+        decayed = c.velocity_tau_s * (1.0 - np.exp(-dt / c.velocity_tau_s))
+        shift = vel * decayed[:, None]
+        kps[..., :2] += shift[:, None, :]
+        return boxes + np.concatenate([shift, shift], axis=1), kps, vel, dt, decayed
+
     def _stage(
         self,
         tracks: list[Track],
@@ -146,16 +150,7 @@ class PoseFlowTracker:
         c = self.cfg
         if not tracks or not len(cols_free):
             return []
-        # every track moved to now at once (the same model as Track.predicted)
-        pboxes = np.stack([tr.box for tr in tracks])
-        pkps = np.stack([tr.keypoints for tr in tracks])
-        vel = np.stack([tr.velocity for tr in tracks]) if c.motion else np.zeros((len(tracks), 2))
-        dt = np.maximum(t_now - np.array([tr.last_time for tr in tracks]), 0.0)
-        decayed = c.velocity_tau_s * (1.0 - np.exp(-dt / c.velocity_tau_s))
-        shift = vel * decayed[:, None]
-        pboxes = pboxes + np.concatenate([shift, shift], axis=1)
-        pkps = pkps.copy()
-        pkps[..., :2] += shift[:, None, :]
+        pboxes, pkps, vel, dt, decayed = self.predict(tracks, t_now)
         wh = np.maximum(pboxes[:, 2:] - pboxes[:, :2], 1.0)
         size = np.sqrt(wh[:, 0] * wh[:, 1])
         speed = np.linalg.norm(vel, axis=1)

@@ -379,25 +379,9 @@ def calibration_frames(n: int, seed: int = 0) -> list[np.ndarray]:
 
 
 def quantize_int8(fp32_path: Path, out_path: Path, spec: DetectorSpec, frames: list[np.ndarray]) -> None:
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from posecore.runtime import quantize_qdq
 
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.items = iter([{"image": nanodet_input(f, spec)} for f in frames])
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            return next(self.items, None)
-
-    quantize_static(
-        str(fp32_path),
-        str(out_path),
-        Reader(),
-        quant_format=QuantFormat.QDQ,
-        op_types_to_quantize=QUANT_OPS,
-        per_channel=True,
-        activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
-    )
+    quantize_qdq(fp32_path, out_path, [{"image": nanodet_input(f, spec)} for f in frames], QUANT_OPS)
 
 
 def write_metadata(path: Path, meta: dict[str, str]) -> None:

@@ -98,6 +98,11 @@ def train(cfg: ExperimentConfig) -> Path:
     metrics: dict[str, dict[str, float]] = {}
     epoch = start_epoch - 1
 
+    def checkpoint(path: Path, epoch: int, step: int, metrics: dict[str, dict[str, float]]) -> None:
+        """Self-describing: config + spec + progress + weights + optimizer (resumable, exportable)."""
+        save_checkpoint(path, config=to_dict(cfg), spec=spec.to_metadata(), epoch=epoch, step=step,
+                        model=model.state_dict(), optimizer=opt.state_dict(), metrics=metrics)  # fmt: skip
+
     # 3. epochs
     for epoch in range(start_epoch, cfg.optim.epochs):
         ds.set_epoch(epoch)
@@ -156,16 +161,7 @@ def train(cfg: ExperimentConfig) -> Path:
                 for k, v in row.items():
                     if k not in ("epoch", "step"):
                         tb.add_scalar(k, v, step)
-            save_checkpoint(
-                run_dir / "last.pt",
-                config=to_dict(cfg),
-                spec=spec.to_metadata(),
-                epoch=epoch,
-                step=step,
-                model=model.state_dict(),
-                optimizer=opt.state_dict(),
-                metrics=metrics,
-            )
+            checkpoint(run_dir / "last.pt", epoch, step, metrics)
         if timed_out:
             log.warning("stopping after %.1f min (train.max_minutes)", (time.time() - t_start) / 60)
             break
@@ -173,16 +169,7 @@ def train(cfg: ExperimentConfig) -> Path:
     # 4. final artefacts
     if rank == 0:
         minutes = (time.time() - t_start) / 60
-        save_checkpoint(
-            run_dir / "final.pt",
-            config=to_dict(cfg),
-            spec=spec.to_metadata(),
-            epoch=epoch,
-            step=step,
-            model=model.state_dict(),
-            optimizer=opt.state_dict(),
-            metrics=metrics,
-        )
+        checkpoint(run_dir / "final.pt", epoch, step, metrics)
         (run_dir / "metrics.json").write_text(json.dumps({"metrics": metrics, "train_minutes": minutes}, indent=2))
     if csv_file is not None:
         csv_file.close()

@@ -23,10 +23,9 @@ QUANT_OPS = ["Conv", "Add", "Resize", "Concat", "Relu", "MaxPool"]
 def quantize_student(src: Path, out: Path, ann_file: Path, image_root: Path, step: int = 20) -> int:
     """Writes ``out``; returns the number of calibration crops."""
     import onnx
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from posecore.runtime import open_session
+    from posecore.runtime import open_session, quantize_qdq
 
     sess = open_session(src)
     spec = ModelSpec.from_metadata(sess.get_modelmeta().custom_metadata_map)
@@ -37,26 +36,10 @@ def quantize_student(src: Path, out: Path, ann_file: Path, image_root: Path, ste
         for r in records
     ]
 
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.items = iter([{name: x} for x in crops])
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            return next(self.items, None)
-
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(src), str(pre))
-        quantize_static(
-            str(pre),
-            str(out),
-            Reader(),
-            quant_format=QuantFormat.QDQ,
-            op_types_to_quantize=QUANT_OPS,
-            per_channel=True,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-        )
+        quantize_qdq(pre, out, [{name: x} for x in crops], QUANT_OPS)
     model, source = onnx.load(str(out)), onnx.load(str(src))
     del model.metadata_props[:]
     for p in source.metadata_props:
