@@ -146,6 +146,9 @@ class Recorded:
     jpegs: list[bytes]
     poses: list[Poses]
     det_scores: list[np.ndarray]
+    origins: list[np.ndarray | None]  # skip frames: the id (in the recording's own tracker) each pose was cropped for
+    kp_threshold: float
+    tracker_config: TrackerConfig
 
 
 def clip_frames(video: str, root: Path = DATA) -> list[np.ndarray]:
@@ -203,24 +206,39 @@ def record(
     from service.engine import Engine, StreamState
 
     assert isinstance(engine, Engine)
-    seen: list[tuple[Poses, np.ndarray]] = []
+    seen: list[tuple[Poses, np.ndarray, np.ndarray | None]] = []
 
     class Recorder(PoseFlowTracker):
         def update(self, poses, frame=None, timestamp=None, det_scores=None, **kw):  # noqa: ANN001, ANN003, ANN202
-            seen.append((poses, np.asarray(det_scores if det_scores is not None else np.ones(len(poses)))))
+            dets = np.asarray(det_scores if det_scores is not None else np.ones(len(poses)))
+            seen.append((poses, dets, kw.get("origins")))
             return super().update(poses, frame, None if frame is None else frame / fps, det_scores, **kw)
 
     state = StreamState(Recorder(engine.tracker_config, engine.sigmas, engine.torso))
-    opts = engine.defaults.model_copy(update={"detect_interval": interval, "keypoint_threshold": 0.0})
+    opts = engine.defaults.model_copy(update={"detect_interval": interval})  # the service's own defaults
     jpegs = [cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes() for f in frames]
     for j in jpegs:
         engine.process(j, opts, state)
-    return Recorded(name, gt, fps, jpegs, [p for p, _ in seen], [d for _, d in seen])
+    return Recorded(
+        name,
+        gt,
+        fps,
+        jpegs,
+        [p for p, _, _ in seen],
+        [d for _, d, _ in seen],
+        [o for _, _, o in seen],
+        opts.keypoint_threshold,
+        engine.tracker_config,
+    )
 
 
 def replay(make: Callable[[], object], rec: Recorded, with_images: bool) -> tuple[list[TrackedPoses], float]:
     """Feed the recorded poses to a fresh tracker (our tracker also gets the frames, decoded as the
-    service decodes them, for its appearance cue). Returns the outputs and ms per frame (tracker only)."""
+    service decodes them, for its appearance cue). Returns the outputs and ms per frame (tracker only).
+
+    The skip frames' crop origins name tracks of the recording's tracker: a PoseFlow tracker with the
+    recording's configuration and images reproduces those ids and gets them (its output is then the
+    service's own); an ablation with another configuration would get wrong names, so it gets none."""
     from service.imageio import decode_image
 
     tracker = make()
@@ -228,7 +246,9 @@ def replay(make: Callable[[], object], rec: Recorded, with_images: bool) -> tupl
     for i, (poses, det) in enumerate(zip(rec.poses, rec.det_scores, strict=True)):
         kw: dict[str, object] = {}
         if isinstance(tracker, PoseFlowTracker):
-            kw = {"timestamp": i / rec.fps, "det_scores": det, "smoothing": False}
+            same = with_images and tracker.cfg == rec.tracker_config
+            kw = {"timestamp": i / rec.fps, "det_scores": det, "smoothing": False, "kp_threshold": rec.kp_threshold,
+                  "origins": rec.origins[i] if same else None}  # fmt: skip
             if with_images:
                 d = decode_image(rec.jpegs[i], 10**9, 10**9, 960)
                 kw.update(image=d.pixels, image_scale_xy=d.scale_xy)

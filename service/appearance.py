@@ -24,19 +24,20 @@ def torso_histograms(
     """(N, H*S) L1-normalised histograms of each person's torso box in ``image_bgr`` (rows of zeros
     where fewer than 3 torso keypoints are confident). Keypoints are in image pixels; ``scale_xy`` maps
     them to ``image_bgr`` pixels (reduced decodes)."""
-    kps = np.asarray(keypoints, np.float64)
+    kps = np.asarray(keypoints, np.float64).reshape(-1, np.asarray(keypoints).shape[-2], 3)
     out = np.zeros((len(kps), BINS[0] * BINS[1]), np.float32)
     h, w = image_bgr.shape[:2]
-    for i, k in enumerate(kps):
-        pts = k[list(torso)]
-        pts = pts[pts[:, 2] > thr, :2] / np.asarray(scale_xy)
-        if len(pts) < 3:
-            continue
-        x1, y1 = np.maximum(pts.min(0).astype(int), 0)
-        x2, y2 = np.minimum(pts.max(0).astype(int) + 1, [w, h])
-        if x2 - x1 < 4 or y2 - y1 < 4:
-            continue
-        step = max(1, round(float(np.sqrt((x2 - x1) * (y2 - y1) / SAMPLES))))  # ~SAMPLES pixels are plenty
+    # every person's torso box at once (in image_bgr pixels), then one small crop per person
+    pts = kps[:, list(torso)]
+    ok = pts[..., 2] > thr
+    xy = pts[..., :2] / np.asarray(scale_xy)
+    usable = ok.sum(axis=1) >= 3
+    lo = np.maximum(np.where(ok[..., None], xy, 1e9).min(axis=1), 0).astype(np.int64)
+    hi = np.minimum(np.where(ok[..., None], xy, -1e9).max(axis=1).astype(np.int64) + 1, [w, h])
+    usable &= ((hi - lo) >= 4).all(axis=1)
+    for i in np.flatnonzero(usable).tolist():
+        (x1, y1), (x2, y2) = lo[i].tolist(), hi[i].tolist()
+        step = max(1, round(((x2 - x1) * (y2 - y1) / SAMPLES) ** 0.5))  # ~SAMPLES pixels are plenty
         hsv = cv2.cvtColor(np.ascontiguousarray(image_bgr[y1:y2:step, x1:x2:step]), cv2.COLOR_BGR2HSV)
         hist = cv2.calcHist([hsv], [0, 1], None, list(BINS), [0, 180, 0, 256]).reshape(-1)
         out[i] = hist / max(float(hist.sum()), 1.0)

@@ -54,10 +54,12 @@ class StreamState:
 
     def tracks_to_follow(self, detect_interval: int) -> list[Track]:
         """On a skip frame (detector ran fewer than ``detect_interval`` frames ago), the tracks seen
-        since that run; an empty list means: run the detector on this frame."""
+        since that run and confirmed (found by the detector twice); an empty list means: run the detector
+        on this frame. (A skip frame on which a followed person was not re-found resets ``last_detect``:
+        the detector runs on the next frame.)"""
         if self.frame - self.last_detect >= detect_interval:
             return []
-        return self.tracker.seen_since(self.last_detect)
+        return [t for t in self.tracker.seen_since(self.last_detect) if t.confirmed]
 
 
 class Stopwatch:
@@ -261,6 +263,7 @@ class Engine:
         keep = np.flatnonzero(scores >= opts.pose_score_threshold)
         poses = Poses(kps[keep], xyxy[keep], scores[keep])
         det_scores = det_scores[keep]
+        origins = np.array([t.id for t in followed], np.int64)[keep] if followed else None
         clock.lap("decode_heatmaps")
         # 5. tracking (streams only)
         ids: npt.NDArray[np.int64] | None = None
@@ -274,8 +277,11 @@ class Engine:
                 smoothing=opts.smoothing,
                 image=image,
                 image_scale_xy=(sx, sy),
+                origins=origins,
             )
             poses, ids = tracked.poses, tracked.track_ids
+            if followed and not {t.id for t in followed} <= set(ids.tolist()):
+                stream.last_detect = -1_000_000  # a followed person was not re-found: detector on the next frame
             stream.frame += 1
         clock.lap("track")
         # 6. the answer

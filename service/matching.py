@@ -27,58 +27,75 @@ class Weights:
     appearance: float = 1.0
 
 
-def keypoint_similarity(tracks_kps: F64, poses_kps: F64, radius: F64, top_n: int, thr: float) -> F64:
+def keypoint_similarity(
+    tracks_kps: F64, poses_kps: F64, radius: F64, top_n: int, thr: float, paired: bool = False
+) -> F64:
     """PoseFlow pose similarity for every (track, pose) pair: mean IoU of ±r boxes around
     corresponding keypoints, over the ``top_n`` most similar keypoints **among those confident in
     both** poses; NaN for pairs sharing fewer than 3 (the term is then left out, not counted as 0).
 
-    tracks_kps (T, K, 3), poses_kps (P, K, 3), radius (T,) in pixels -> (T, P).
+    tracks_kps (T, K, 3), poses_kps (P, K, 3), radius (T,) in pixels -> (T, P); ``paired``: the i-th
+    track against the i-th pose only (equal lengths) -> (T,).
     """
-    side = (2.0 * radius)[:, None, None]
-    d = np.abs(tracks_kps[:, None, :, :2] - poses_kps[None, :, :, :2])  # (T, P, K, 2)
+    if paired:
+        a, b, side = tracks_kps, poses_kps, (2.0 * radius)[:, None]
+    else:
+        a, b, side = tracks_kps[:, None], poses_kps[None, :], (2.0 * radius)[:, None, None]
+    d = np.abs(a[..., :2] - b[..., :2])  # (..., K, 2)
     inter = np.maximum(side - d[..., 0], 0.0) * np.maximum(side - d[..., 1], 0.0)
     iou = inter / (2 * side * side - inter)
-    both = (tracks_kps[:, None, :, 2] > thr) & (poses_kps[None, :, :, 2] > thr)
-    n_both = both.sum(axis=2)
+    both = (a[..., 2] > thr) & (b[..., 2] > thr)
+    n_both = both.sum(axis=-1)
     n = np.minimum(top_n, np.maximum(n_both, 1))
-    ranked = -np.sort(-np.where(both, iou, -1.0), axis=2)  # best first, invalid last
-    take = np.arange(iou.shape[2])[None, None, :] < n[..., None]
-    mean = np.where(take, ranked, 0.0).sum(axis=2) / n
+    # the top_n largest, invalid keypoints (-1) last: their -1s among the top_n are added back
+    top = np.sort(np.where(both, iou, -1.0), axis=-1)[..., : -top_n - 1 : -1].sum(axis=-1)
+    mean = (top + (top_n - n)) / n
     return np.asarray(np.where(n_both >= 3, mean, np.nan), dtype=np.float64)
 
 
-def association_scores(
-    track_boxes: F64,
-    track_kps: F64,
-    boxes: F64,
-    kps: F64,
-    kp_radius: F64,
-    gate: F64,
-    top_n: int,
-    thr: float,
-    appearance: F64 | None = None,
-    weights: Weights = Weights(),
-) -> F64:
-    """(T, P) scores in [0, 1]: the weighted mean of box IoU, keypoint similarity (``kp_radius`` (T,)
-    px) and appearance similarity (T, P, NaN = unavailable); 0 beyond ``gate`` (T,) px between the
-    predicted and the observed box centres."""
-    if len(track_boxes) == 0 or len(boxes) == 0:
-        return np.zeros((len(track_boxes), len(boxes)))
-    terms = [(weights.box, box_iou(track_boxes, boxes))]
-    terms.append((weights.pose, keypoint_similarity(track_kps, kps, kp_radius, top_n, thr)))
-    if appearance is not None and weights.appearance > 0:
-        terms.append((weights.appearance, appearance))
-    num = np.zeros((len(track_boxes), len(boxes)))
+@dataclass(frozen=True)
+class Terms:
+    """The appearance-free terms of every (track, pose) pair, computed once per matching stage."""
+
+    box: F64  # (T, P) box IoU
+    pose: F64  # (T, P) keypoint similarity, NaN where unavailable
+    far: npt.NDArray[np.bool_]  # (T, P) beyond the track's gate
+
+
+def association_terms(
+    track_boxes: F64, track_kps: F64, boxes: F64, kps: F64, kp_radius: F64, gate: F64, top_n: int, thr: float
+) -> Terms:
+    """Box IoU, keypoint similarity (``kp_radius`` (T,) px) and the gate (T,) px between the predicted
+    and the observed box centres. The keypoint term is computed only for pairs inside the gate (the
+    others score 0 whatever it says): with people spread over a frame most pairs are far apart."""
+    ct = (track_boxes[:, None, :2] + track_boxes[:, None, 2:]) / 2
+    cp = (boxes[None, :, :2] + boxes[None, :, 2:]) / 2
+    d = ct - cp
+    far = np.hypot(d[..., 0], d[..., 1]) > gate[:, None]
+    pose = np.full(far.shape, np.nan)
+    ti, pi = np.nonzero(~far)
+    if len(ti):
+        pose[ti, pi] = keypoint_similarity(track_kps[ti], kps[pi], kp_radius[ti], top_n, thr, paired=True)
+    return Terms(box_iou(track_boxes, boxes), pose, far)
+
+
+def combine(terms: Terms, appearance: F64 | None = None, weights: Weights = Weights()) -> F64:
+    """(T, P) scores in [0, 1]: the weighted mean of the terms available for each pair (appearance
+    (T, P), NaN = unavailable); 0 beyond the gate."""
+    if appearance is None or weights.appearance <= 0:  # the common case, in fewer array operations
+        missing = np.isnan(terms.pose)
+        mixed = (weights.box * terms.box + weights.pose * np.where(missing, 0.0, terms.pose)) / (
+            weights.box + weights.pose
+        )
+        return np.asarray(np.where(terms.far, 0.0, np.where(missing, terms.box, mixed)), dtype=np.float64)
+    parts = [(weights.box, terms.box), (weights.pose, terms.pose), (weights.appearance, appearance)]
+    num = np.zeros(terms.box.shape)
     den = np.zeros_like(num)
-    for w, t in terms:
+    for w, t in parts:
         ok = t == t  # not NaN
         num += np.where(ok, w * t, 0.0)
         den += w * ok
-    score = num / np.maximum(den, 1e-9)
-    ct = (track_boxes[:, None, :2] + track_boxes[:, None, 2:]) / 2
-    cp = (boxes[None, :, :2] + boxes[None, :, 2:]) / 2
-    far = np.linalg.norm(ct - cp, axis=2) > gate[:, None]
-    return np.asarray(np.where(far, 0.0, score), dtype=np.float64)
+    return np.asarray(np.where(terms.far, 0.0, num / np.maximum(den, 1e-9)), dtype=np.float64)
 
 
 def assign(scores: F64, threshold: float) -> tuple[I64, I64]:

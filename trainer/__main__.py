@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--seeds", type=int, nargs="+", default=[0])
     c.add_argument("--out", default="docs/results.md")
     c.add_argument("--variants", nargs="+", default=None)
+    c.add_argument("--render-only", action="store_true", help="only read finished runs back and write the table")
     c.add_argument("overrides", nargs="*")
     k = sub.add_parser("card")
     k.add_argument("--onnx", required=True)
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.cmd == "compare":
         from trainer.compare import compare
 
-        compare(args.config, args.seeds, args.out, args.overrides, args.variants)
+        compare(args.config, args.seeds, args.out, args.overrides, args.variants, args.render_only)
     elif args.cmd == "card":
         from pathlib import Path
 

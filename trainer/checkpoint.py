@@ -35,8 +35,20 @@ def rebuild(state: dict[str, Any]) -> tuple[OKDHPNet, ExperimentConfig, ModelSpe
     from trainer.config import ExperimentConfig, build
     from trainer.network import OKDHPNet
 
-    cfg: ExperimentConfig = build(ExperimentConfig, state["config"])
+    raw, weights = upgrade(state["config"], state["model"])
+    cfg: ExperimentConfig = build(ExperimentConfig, raw)
     model = OKDHPNet(cfg.model, cfg.train.mode)
-    model.load_state_dict(state["model"])
+    model.load_state_dict(weights)
     model.eval()
     return model, cfg, ModelSpec.from_metadata(state["spec"])
+
+
+def upgrade(config: dict[str, Any], weights: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Checkpoints written before ``model.fau`` / ``loss.normalization`` existed keep their meaning:
+    the concatenated FAU (its ``fc`` is now ``heads.0``) and the loss scale they were trained with."""
+    config = {**config, "model": dict(config["model"]), "loss": dict(config.get("loss", {}))}
+    if "fau" not in config["model"]:
+        config["model"]["fau"] = "concat"
+        weights = {k.replace("fau.fc.", "fau.heads.0."): v for k, v in weights.items()}
+    config["loss"].setdefault("normalization", "legacy")
+    return config, weights

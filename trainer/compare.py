@@ -1,10 +1,24 @@
-"""``python -m trainer compare``: the results table — student alone vs OKDHP (balanced, unbalanced,
-detached ensemble) vs averaging instead of FAU — same student, epochs and seeds."""
+"""``python -m trainer compare``: the online-distillation results table with paired seeds.
+
+Every arm trains the same student on the same data; for one seed every arm sees the same data order and
+the same augmentation (``TopDownDataset`` draws each sample's augmentation from (seed, epoch, index), the
+loader's shuffle from the seed). Arms: the student alone at equal epochs (the baseline) and at equal
+wall-clock time (epochs scaled by OKDHP's measured time over the baseline's, same seed), OKDHP balanced /
+unbalanced / KD detached from the ensemble, averaging instead of the FAU, FFL, PCL and MCL.
+
+Per arm: the deployed network's val metrics (AP, mean OKS, PCK@0.1; PCL deploys its temporal mean
+teacher), and against the baseline the **paired** difference per seed: mean, sd and a 95 % t-interval.
+Runs already finished (``metrics.json`` present) are read back, not retrained, so an interrupted
+comparison resumes where it stopped. Two runs side by side at one thread each use both cores:
+``--seeds 0 2`` in one shell and ``--seeds 1`` in another, then ``--render-only`` with every seed.
+"""
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
+import math
 import platform
 from pathlib import Path
 
@@ -16,87 +30,170 @@ from trainer.models import MultiBranchNet, SingleBranchNet, count_macs, count_pa
 
 log = logging.getLogger("trainer.compare")
 
+BASELINE = "student alone, equal epochs"
+EQUAL_TIME = "student alone, equal time"
+REFERENCE = "OKDHP balanced"  # the arm whose wall-clock time the equal-time baseline gets
+_THREE = ["model.num_branches=3", "model.branch_depths=[1,1,1]"]
 VARIANTS: dict[str, list[str]] = {
-    "student alone": ["train.mode=single"],
-    "OKDHP balanced (FAU)": ["train.mode=okdhp", "model.num_branches=3", "model.branch_depths=[1,1,1]"],
-    "OKDHP unbalanced (FAU)": ["train.mode=okdhp", "model.num_branches=3", "model.branch_depths=[1,2,3]"],
-    "OKDHP balanced, ensemble detached": [
-        "train.mode=okdhp",
-        "model.num_branches=3",
-        "model.branch_depths=[1,1,1]",
-        "loss.detach_ensemble=true",
-    ],
-    "averaging instead of FAU": ["train.mode=avg", "model.num_branches=3", "model.branch_depths=[1,1,1]"],
+    BASELINE: ["train.mode=single"],
+    REFERENCE: ["train.mode=okdhp", *_THREE],
+    EQUAL_TIME: ["train.mode=single"],
+    "OKDHP unbalanced (depths 1, 2, 3)": ["train.mode=okdhp", "model.num_branches=3", "model.branch_depths=[1,2,3]"],
+    "OKDHP balanced, KD detached from the ensemble": ["train.mode=okdhp", *_THREE, "loss.detach_ensemble=true"],
+    "averaging instead of the FAU": ["train.mode=avg", *_THREE],
+    "FFL (fused head)": ["train.mode=ffl", *_THREE],
+    "PCL (peer ensemble + temporal mean teacher)": ["train.mode=pcl", *_THREE],
+    "MCL (branch-contrastive)": ["train.mode=mcl", *_THREE],
 }
+METRICS = ("AP", "mean_oks", "pck@0.1")
+# two-sided 95 % Student t quantiles by degrees of freedom
+T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
 
 
-def _slug(name: str) -> str:
+def slug(name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_")
 
 
-def compare(config: str, seeds: list[int], out: str, overrides: list[str], variants: list[str] | None) -> None:
-    chosen = {k: v for k, v in VARIANTS.items() if variants is None or _slug(k) in variants or k in variants}
-    rows = []
-    for name, extra in chosen.items():
-        for seed in seeds:
-            cfg = load_config(
-                config, [*overrides, *extra, f"train.seed={seed}", f"train.name=cmp_{_slug(name)}_s{seed}"]
-            )
-            run = train(cfg)
-            res = json.loads((run / "metrics.json").read_text())
-            student = SingleBranchNet(MultiBranchNet(cfg.model), 0)
-            w, h = cfg.data.input_wh
-            rows.append(
-                {
-                    "variant": name,
-                    "seed": seed,
-                    "run": str(run),
-                    "student": res["metrics"].get("b0", {}),
-                    "ensemble": res["metrics"].get("ensemble", {}),
-                    "params": count_params(student),
-                    "gmacs": count_macs(student, (h, w)) / 1e9,
-                    "train_minutes": res["train_minutes"],
-                    "epochs": cfg.optim.epochs,
-                    "input_wh": [w, h],
-                    "arch": cfg.model.arch,
-                    "width": cfg.model.width,
-                }
-            )
-            Path(out).with_suffix(".json").parent.mkdir(parents=True, exist_ok=True)
-            Path(out).with_suffix(".json").write_text(json.dumps(rows, indent=2))
-            Path(out).write_text(render(rows, config, overrides))
+def deployed_output(mode: str) -> str:
+    """The output a mode ships: branch 0, or for PCL the temporal mean teacher's branch 0."""
+    return "mean_b0" if mode == "pcl" else "b0"
+
+
+def compare(
+    config: str, seeds: list[int], out: str, overrides: list[str], variants: list[str] | None, render_only: bool = False
+) -> None:
+    chosen = [k for k in VARIANTS if variants is None or slug(k) in variants or k in variants]
+    base_cfg = load_config(config, overrides)
+    rows: list[dict] = []
+    for seed in seeds:
+        minutes: dict[str, float] = {}
+        for name in chosen:
+            extra = list(VARIANTS[name])
+            if name == EQUAL_TIME:
+                if BASELINE not in minutes or REFERENCE not in minutes:
+                    log.warning("seed %d: %s needs %s and %s first; skipped", seed, name, BASELINE, REFERENCE)
+                    continue
+                ratio = minutes[REFERENCE] / minutes[BASELINE]
+                extra.append(f"optim.epochs={max(1, round(base_cfg.optim.epochs * ratio))}")
+            cfg = load_config(config, [*overrides, *extra, f"train.seed={seed}", f"train.name=cmp_{slug(name)}_s{seed}"])
+            run = Path(cfg.train.out_dir) / cfg.train.name
+            if not (run / "metrics.json").exists():
+                if render_only:
+                    continue
+                run = train(cfg)
+            row = _row(name, seed, run, cfg)
+            minutes[name] = row["train_minutes"]
+            rows.append(row)
+            _write(out, rows, config, overrides)
+    _write(out, rows, config, overrides)
     log.info("wrote %s", out)
 
 
-def render(rows: list[dict], config: str, overrides: list[str]) -> str:
-    by: dict[str, list[dict]] = {}
-    for r in rows:
-        by.setdefault(r["variant"], []).append(r)
+def _row(name: str, seed: int, run: Path, cfg) -> dict:  # noqa: ANN001
+    res = json.loads((run / "metrics.json").read_text())
+    student = SingleBranchNet(MultiBranchNet(cfg.model), 0)
+    w, h = cfg.data.input_wh
+    last: dict[str, str] = {}
+    if (run / "log.csv").exists():
+        with open(run / "log.csv") as f:
+            for r in csv.DictReader(f):
+                last = r
+    return {
+        "variant": name,
+        "seed": seed,
+        "run": str(run),
+        "mode": cfg.train.mode,
+        "deployed": res["metrics"].get(deployed_output(cfg.train.mode), {}),
+        "ensemble": res["metrics"].get("ensemble", {}),
+        "branches": {k: v for k, v in res["metrics"].items() if k.startswith("b")},
+        "branch_div": float(last["branch_div"]) if last.get("branch_div") else None,
+        "fau_w_std": float(last["fau_w_std"]) if last.get("fau_w_std") else None,
+        "params": count_params(student),
+        "gmacs": count_macs(student, (h, w)) / 1e9,
+        "train_minutes": res["train_minutes"],
+        "epochs": cfg.optim.epochs,
+        "input_wh": [w, h],
+        "arch": cfg.model.arch,
+        "width": cfg.model.width,
+        "flip_test": cfg.train.flip_test,
+    }
 
-    def stat(vals: list[float]) -> str:
+
+def _write(out: str, rows: list[dict], config: str, overrides: list[str]) -> None:
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).with_suffix(".json").write_text(json.dumps(rows, indent=2))
+    Path(out).write_text(render(rows, config, overrides))
+
+
+def paired(diffs: list[float]) -> tuple[float, float, float, float]:
+    """Mean, sd and 95 % t-interval of paired differences (nan interval with fewer than 2 pairs)."""
+    d = np.asarray(diffs, dtype=float)
+    if len(d) < 2:
+        return float(d.mean()) if len(d) else math.nan, math.nan, math.nan, math.nan
+    mean, sd = float(d.mean()), float(d.std(ddof=1))
+    half = T95.get(len(d) - 1, 1.96) * sd / math.sqrt(len(d))
+    return mean, sd, mean - half, mean + half
+
+
+def render(rows: list[dict], config: str, overrides: list[str]) -> str:
+    by: dict[str, dict[int, dict]] = {}
+    for r in rows:
+        by.setdefault(r["variant"], {})[r["seed"]] = r
+    base = by.get(BASELINE, {})
+
+    def pct(v: float) -> str:
+        return "–" if v is None or math.isnan(v) else f"{v * 100:.1f}"
+
+    def mean_sd(vals: list[float]) -> str:
+        if not vals:
+            return "–"
         if len(vals) == 1:
-            return f"{vals[0] * 100:.1f}"
-        return f"{np.mean(vals) * 100:.1f} ± {np.std(vals) * 100:.1f}"
+            return pct(vals[0])
+        return f"{np.mean(vals) * 100:.1f} ± {np.std(vals, ddof=1) * 100:.1f}"
 
     lines = [
-        "| variant | student AP (b0) | AP50 | AR | ensemble AP | student params | student GMACs "
-        "| train min/run | seeds |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| variant | seeds | AP | mean OKS | PCK@0.1 | ensemble AP | branch diversity (x1e-4) | FAU weight sd "
+        "| epochs | train min/run |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, rs in by.items():
+    diff_lines = [
+        "| variant vs student alone (equal epochs) | paired seeds | ΔAP [95 % CI] | Δmean OKS [95 % CI] | ΔPCK@0.1 [95 % CI] |",
+        "|---|---|---|---|---|",
+    ]
+    for name, per_seed in by.items():
+        rs = [per_seed[s] for s in sorted(per_seed)]
         ens = [r["ensemble"]["AP"] for r in rs if r["ensemble"]]
+        div = [r["branch_div"] for r in rs if r["branch_div"] is not None]
+        fau = [r["fau_w_std"] for r in rs if r["fau_w_std"] is not None]
         lines.append(
-            f"| {name} | {stat([r['student']['AP'] for r in rs])} | {stat([r['student']['AP50'] for r in rs])} | "
-            f"{stat([r['student']['AR'] for r in rs])} | {stat(ens) if ens else '–'} | "
-            f"{rs[0]['params'] / 1e6:.2f} M | {rs[0]['gmacs']:.3f} | {np.mean([r['train_minutes'] for r in rs]):.1f} | "
-            f"{', '.join(str(r['seed']) for r in rs)} |"
+            f"| {name} | {len(rs)} | "
+            + " | ".join(mean_sd([r["deployed"][m] for r in rs]) for m in METRICS)
+            + f" | {mean_sd(ens)} | {f'{np.mean(div) * 1e4:.2f}' if div else '–'} | "
+            f"{f'{np.mean(fau):.3f}' if fau else '–'} | {', '.join(str(r['epochs']) for r in rs)} | "
+            f"{np.mean([r['train_minutes'] for r in rs]):.1f} |"
         )
+        if name == BASELINE:
+            continue
+        common = sorted(set(per_seed) & set(base))
+        cells = []
+        for m in METRICS:
+            mean, _sd, lo, hi = paired([per_seed[s]["deployed"][m] - base[s]["deployed"][m] for s in common])
+            cells.append(f"{mean * 100:+.1f} [{lo * 100:+.1f}, {hi * 100:+.1f}]" if not math.isnan(lo) else pct(mean))
+        diff_lines.append(f"| {name} | {len(common)} | " + " | ".join(cells) + " |")
+    if not rows:
+        return "No finished runs.\n"
     r0 = rows[0]
     machine = platform.processor() or platform.machine()
     head = (
-        f"Val split of realpose-lab (GT boxes, flip test, COCO OKS AP in %), arch `{r0['arch']}` width {r0['width']}, "
-        f"input {r0['input_wh'][0]}x{r0['input_wh'][1]}, {r0['epochs']} epochs, "
-        f"machine: {machine}.\n"
-        f"Command: `python -m trainer compare --config {config} {' '.join(overrides)}`\n\n"
+        f"realpose-lab val (GT boxes, {'flip test' if r0['flip_test'] else 'no flip'}; metrics in %), "
+        f"arch `{r0['arch']}` width {r0['width']}, input {r0['input_wh'][0]}x{r0['input_wh'][1]}, "
+        f"{r0['params'] / 1e6:.2f} M parameters / {r0['gmacs']:.3f} GMACs deployed, machine: {machine}.\n"
+        f"Command: `python -m trainer compare --config {config} --seeds "
+        f"{' '.join(str(s) for s in sorted({r['seed'] for r in rows}))} {' '.join(overrides)}`\n\n"
+        "Per arm: mean ± sd over seeds of the deployed network (branch 0; PCL: its temporal mean teacher).\n\n"
     )
-    return head + "\n".join(lines) + "\n"
+    tail = (
+        "\n\nPaired differences against the student alone trained for the same epochs with the same seed "
+        "(same data order and augmentation): mean and 95 % t-interval over seeds.\n\n"
+    )
+    return head + "\n".join(lines) + tail + "\n".join(diff_lines) + "\n"

@@ -55,7 +55,7 @@ class OptimConfig:
 @dataclass
 class TrainConfig:
     name: str = "run"
-    mode: str = "okdhp"  # okdhp (FAU) | avg (plain averaging) | single (student alone)
+    mode: str = "okdhp"  # okdhp (FAU) | avg (plain averaging) | single (student alone) | ffl | pcl | mcl
     seed: int = 0
     out_dir: str = "runs"
     workers: int = 0
@@ -138,8 +138,10 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
 def finish(cfg: ExperimentConfig) -> ExperimentConfig:
     """Checks across sections. ``train.mode=single`` trains the deployed branch alone: the model keeps
     only branch 0 (said in the log, and the run's stored config says num_branches 1)."""
-    if cfg.train.mode not in ("okdhp", "avg", "single"):
-        raise ValueError(f"train.mode must be okdhp | avg | single, got {cfg.train.mode!r}")
+    from trainer.network import MODES
+
+    if cfg.train.mode not in MODES:
+        raise ValueError(f"train.mode must be one of {' | '.join(MODES)}, got {cfg.train.mode!r}")
     if cfg.train.mode == "single" and cfg.model.num_branches != 1:
         log.warning(
             "train.mode=single: training branch 0 alone (model.num_branches %d -> 1, branch_depths %s -> %s)",

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from posecore.heatmaps import merge_flip
+from posecore.oks import oks
 from posecore.skeleton import flip_index, skeleton_for
 from posecore.spec import ModelSpec
 from posecore.topdown import heatmaps_to_image, normalize_crops, person_score, prepare_crops
@@ -92,6 +93,28 @@ def per_keypoint_error(records: list[PersonRecord], keypoints: np.ndarray) -> di
     return {n: float(np.mean(e)) if e else float("nan") for n, e in zip(names, errs, strict=True)}
 
 
+def oks_per_person(records: list[PersonRecord], kps: np.ndarray) -> np.ndarray:
+    """OKS of each prediction against its own record (area from the box, as COCO does for boxes)."""
+    out = []
+    for r, k in zip(records, kps, strict=True):
+        vis = r.keypoints[:, 2] > 0
+        x1, y1, x2, y2 = r.box_xyxy
+        area = max((x2 - x1) * (y2 - y1), 1.0)
+        out.append(float(oks(r.keypoints, k[None], area, visible=vis)[0]) if vis.any() else np.nan)
+    return np.asarray(out)
+
+
+def pck(records: list[PersonRecord], kps: np.ndarray, thr: float = 0.1) -> float:
+    hits = total = 0
+    for r, k in zip(records, kps, strict=True):
+        vis = r.keypoints[:, 2] > 0
+        x1, y1, x2, y2 = r.box_xyxy
+        d = np.linalg.norm(k[vis, :2] - r.keypoints[vis, :2], axis=1)
+        hits += int((d <= thr * max(x2 - x1, y2 - y1)).sum())
+        total += int(vis.sum())
+    return hits / max(total, 1)
+
+
 def pckh(records: list[PersonRecord], keypoints: np.ndarray, thr: float = 0.5) -> float:
     """MPII PCKh@thr: fraction of labelled joints within thr * head size (records need head_size)."""
     hits, total = 0, 0
@@ -122,6 +145,8 @@ def evaluate(
         else:
             out[name] = coco_ap(ann_file, records, kps)
             out[name]["mean_err_pct"] = float(np.nanmean(list(per_keypoint_error(records, kps).values())))
+            out[name]["mean_oks"] = float(np.nanmean(oks_per_person(records, kps)))
+            out[name]["pck@0.1"] = pck(records, kps)
     return out
 
 

@@ -45,7 +45,7 @@ def export_onnx(
     b = choose_branch(state, branch)
     if not 0 <= b < len(model.net.branches):
         raise ValueError(f"branch {b} out of range (model has {len(model.net.branches)})")
-    student = SingleBranchNet(model.net, b).eval()
+    student = SingleBranchNet(model.deployable(), b).eval()  # pcl: the temporal mean teacher
     w, h = spec.input_wh
     macs, params = count_macs(student, (h, w)), count_params(student)
     extra = dict(spec.extra)

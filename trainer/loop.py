@@ -16,11 +16,11 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
-from trainer.checkpoint import load_checkpoint, save_checkpoint
+from trainer.checkpoint import load_checkpoint, save_checkpoint, upgrade
 from trainer.config import ExperimentConfig, OptimConfig, spec_from_config, to_dict
 from trainer.data import TopDownDataset, ann_path, load_records
 from trainer.evaluate import evaluate, make_predictor
-from trainer.losses import okdhp_loss
+from trainer.losses import distill_loss
 from trainer.network import OKDHPNet
 
 log = logging.getLogger("trainer")
@@ -77,11 +77,12 @@ def train(cfg: ExperimentConfig) -> Path:
 
     # 2. model, optimizer, resume
     model = OKDHPNet(cfg.model, cfg.train.mode).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    trainable = [p for p in model.parameters() if p.requires_grad]  # pcl's mean teacher learns by EMA only
+    opt = torch.optim.Adam(trainable, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
     start_epoch, step = 0, 0
     if cfg.train.resume:
         state = load_checkpoint(cfg.train.resume)
-        model.load_state_dict(state["model"])
+        model.load_state_dict(upgrade(state["config"], state["model"])[1])
         opt.load_state_dict(state["optimizer"])
         start_epoch, step = state["epoch"] + 1, state["step"]
     ddp = DistributedDataParallel(model) if world > 1 else model
@@ -117,10 +118,11 @@ def train(cfg: ExperimentConfig) -> Path:
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, total_steps, cfg.optim)
             out = ddp(x)
-            loss, terms = okdhp_loss(out, out.ensemble, target, weights, cfg.loss, step / max(1, total_steps))
+            loss, terms = distill_loss(cfg.train.mode, out, target, weights, cfg.loss, step / max(1, total_steps))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            model.update_mean_teacher(cfg.loss.ema_decay, step)
             step += 1
             seen += len(x)
             for k, v in terms.items():

@@ -1,6 +1,14 @@
-"""OKDHP losses: visibility-weighted heatmap MSE for every output + pixel-wise KL distillation.
+"""Losses of every training mode: visibility-weighted heatmap MSE for every output, plus each
+online-distillation method's own terms (OKDHP's pixel-wise KL from the FAU ensemble; FFL, PCL, MCL).
 
-Every function returns tensors; ``okdhp_loss`` returns the total and named terms for logging.
+``distill_loss`` returns the total and named terms for logging (including branch diversity and FAU
+weight spread, so runs can be compared on more than their loss).
+
+Scale (``loss.normalization``): ``official`` follows the OKDHP code — MSE as SimpleBaseline's
+``JointsMSELoss`` (0.5 x mean squared error) and the KL summed over heatmap pixels and joints, divided
+by N x H x W — so ``kl_weight`` means what it means there. ``legacy`` (checkpoints before 2026-11-25)
+averaged the KL over N x K and dropped the 0.5: a KL/MSE ratio (H x W) / K x 2 times larger
+(~90x at 40x32 heatmaps).
 """
 
 from __future__ import annotations
@@ -19,22 +27,56 @@ class LossConfig:
     kl_weight: float = 2.0
     temperature: float = 1.0
     rampup_fraction: float = 0.3  # fraction of training over which the KL weight ramps up
-    detach_ensemble: bool = False  # the paper does not detach; a switch to compare
+    detach_ensemble: bool = False  # stop the KL's gradient into the ensemble (its MSE still trains it)
     ensemble_mse: bool = True
+    normalization: str = "official"  # official (OKDHP code's scale) | legacy (before 2026-11-25)
+    contrast_weight: float = 0.1  # mcl: weight of the branch-contrastive (InfoNCE) term
+    contrast_temperature: float = 0.1  # mcl
+    ema_decay: float = 0.999  # pcl: temporal mean teacher (EMA of the peers)
+
+    def __post_init__(self) -> None:
+        if self.normalization not in ("official", "legacy"):
+            raise ValueError(f"loss.normalization must be official | legacy, got {self.normalization!r}")
+
+    @property
+    def mse_scale(self) -> float:
+        return 0.5 if self.normalization == "official" else 1.0
 
 
-def heatmap_mse(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Mean over (N, K, h, w) of squared error, each joint weighted by ``weights`` (N, K)."""
-    return ((pred - target) ** 2 * weights[:, :, None, None]).mean()
+def heatmap_mse(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """``scale`` x mean over (N, K, h, w) of squared error, each joint weighted by ``weights`` (N, K)."""
+    return scale * ((pred - target) ** 2 * weights[:, :, None, None]).mean()
 
 
-def pixel_kl(teacher: torch.Tensor, student: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    """KL(softmax(teacher/T) || softmax(student/T)) over heatmap positions, averaged over (N, K), x T²."""
-    n, k = teacher.shape[:2]
+def pixel_kl(
+    teacher: torch.Tensor, student: torch.Tensor, temperature: float = 1.0, normalization: str = "legacy"
+) -> torch.Tensor:
+    """KL(softmax(teacher/T) || softmax(student/T)) over heatmap positions, x T².
+
+    ``legacy``: averaged over (N, K); ``official``: summed over (N, K), divided by N x H x W."""
+    n, k, h, w = teacher.shape
     t = F.log_softmax(teacher.reshape(n, k, -1) / temperature, dim=2)
     s = F.log_softmax(student.reshape(n, k, -1) / temperature, dim=2)
     kl = (t.exp() * (t - s)).sum(dim=2)
-    return kl.mean() * temperature**2
+    scale = 1.0 if normalization == "legacy" else k / (h * w)
+    return kl.mean() * scale * temperature**2
+
+
+def info_nce(views: list[torch.Tensor], temperature: float) -> torch.Tensor:
+    """MCL's contrastive term among branches: for every ordered pair of branches (a, b), each sample's
+    embedding in a must pick the same sample's embedding in b among the batch (unit vectors, (N, D))."""
+    labels = torch.arange(views[0].shape[0], device=views[0].device)
+    pairs = [(a, b) for a in range(len(views)) for b in range(len(views)) if a != b]
+    losses = [F.cross_entropy(views[a] @ views[b].T / temperature, labels) for a, b in pairs]
+    return sum(losses, torch.zeros(())) / max(len(losses), 1)
+
+
+def branch_diversity(finals: list[torch.Tensor]) -> float:
+    """Mean pairwise squared difference between the branches' final heatmaps (0 = identical branches)."""
+    pairs = [(a, b) for a in range(len(finals)) for b in range(a + 1, len(finals))]
+    if not pairs:
+        return 0.0
+    return float(sum(((finals[a] - finals[b]) ** 2).mean().detach() for a, b in pairs) / len(pairs))
 
 
 def kl_rampup(progress: float, fraction: float) -> float:
@@ -53,28 +95,80 @@ def okdhp_loss(
     cfg: LossConfig,
     progress: float,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Total loss and its named terms.
-
-    out: the model's dict (``shared`` heatmaps, ``branches`` lists); ensemble None = no distillation.
-    """
-    terms: dict[str, torch.Tensor] = {}
-    shared, branches = out.shared, out.branches
-    for i, hm in enumerate(shared):
-        terms[f"mse_shared{i}"] = heatmap_mse(hm, target, weights)
-    for b, hms in enumerate(branches):
-        terms[f"mse_b{b}"] = sum((heatmap_mse(hm, target, weights) for hm in hms), torch.zeros(()))
-    total = sum(terms.values(), torch.zeros(()))
+    """OKDHP (and averaging, and the student alone when ``ensemble`` is None): MSE for every output,
+    KL from the ensemble into every branch's final heatmaps. Total loss and its named terms."""
+    terms = _mse_terms(out, target, weights, cfg)
     if ensemble is not None:
         if cfg.ensemble_mse:
-            terms["mse_ens"] = heatmap_mse(ensemble, target, weights)
-            total = total + terms["mse_ens"]
+            terms["mse_ens"] = heatmap_mse(ensemble, target, weights, cfg.mse_scale)
         teacher = ensemble.detach() if cfg.detach_ensemble else ensemble
-        ramp = kl_rampup(progress, cfg.rampup_fraction)
-        kl = sum((pixel_kl(teacher, hms[-1], cfg.temperature) for hms in branches), torch.zeros(()))
-        terms["kl"] = kl
-        # heatmap values are ~0..1, so the spatial softmax is close to uniform and this KL has the
-        # same small order as the MSE terms: the paper's weight (2.0) is applied to it unscaled.
-        total = total + cfg.kl_weight * ramp * kl
+        terms["kl"] = _kd(teacher, out.finals, cfg)
+    return _total(terms, cfg, progress, out)
+
+
+def distill_loss(
+    mode: str, out: NetOutput, target: torch.Tensor, weights: torch.Tensor, cfg: LossConfig, progress: float
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The loss of ``train.mode`` (single | okdhp | avg | ffl | pcl | mcl) for one batch.
+
+    - ffl (feature fusion learning): the fused head learns from the labels and from the branches'
+      mean; each branch learns from the labels and from the fused head (both teachers detached).
+    - pcl (peer collaborative learning): the fused head is the peer ensemble teacher; the temporal mean
+      teacher (EMA of the network, no gradient) gives the peers' mean; both distil into every branch.
+    - mcl (multi-view contrastive): the branches' mean distils into every branch (detached), plus an
+      InfoNCE term that pulls one sample's branch embeddings together and pushes other samples apart.
+    """
+    if mode in ("single", "okdhp", "avg"):
+        return okdhp_loss(out, out.ensemble, target, weights, cfg, progress)
+    terms = _mse_terms(out, target, weights, cfg)
+    mean = torch.stack(out.finals).mean(dim=0).detach()
+    if mode in ("ffl", "pcl"):
+        if out.ensemble is None:
+            raise ValueError(f"train.mode={mode} needs the fused head's output")
+        terms["mse_ens"] = heatmap_mse(out.ensemble, target, weights, cfg.mse_scale)
+        terms["kl"] = _kd(out.ensemble.detach(), out.finals, cfg)
+        if mode == "ffl":
+            terms["kl_fused"] = _kd(mean, [out.ensemble], cfg)
+        else:
+            terms["kl_mean_teacher"] = _kd(out.teachers["mean"], out.finals, cfg)
+    elif mode == "mcl":
+        terms["kl"] = _kd(mean, out.finals, cfg)
+        terms["contrast"] = info_nce(out.projections, cfg.contrast_temperature)
+    else:
+        raise ValueError(f"unknown train.mode {mode!r}")
+    return _total(terms, cfg, progress, out)
+
+
+def _mse_terms(out: NetOutput, target: torch.Tensor, weights: torch.Tensor, cfg: LossConfig) -> dict[str, torch.Tensor]:
+    terms: dict[str, torch.Tensor] = {}
+    for i, hm in enumerate(out.shared):
+        terms[f"mse_shared{i}"] = heatmap_mse(hm, target, weights, cfg.mse_scale)
+    for b, hms in enumerate(out.branches):
+        terms[f"mse_b{b}"] = sum((heatmap_mse(hm, target, weights, cfg.mse_scale) for hm in hms), torch.zeros(()))
+    return terms
+
+
+def _kd(teacher: torch.Tensor, students: list[torch.Tensor], cfg: LossConfig) -> torch.Tensor:
+    return sum((pixel_kl(teacher, s, cfg.temperature, cfg.normalization) for s in students), torch.zeros(()))
+
+
+def _total(
+    terms: dict[str, torch.Tensor], cfg: LossConfig, progress: float, out: NetOutput
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Sum: MSE terms as they are, distillation terms (``kl*``) x kl_weight x ramp, contrast x its weight."""
+    ramp = kl_rampup(progress, cfg.rampup_fraction)
+    total = torch.zeros(())
+    for name, value in terms.items():
+        if name.startswith("kl"):
+            total = total + cfg.kl_weight * ramp * value
+        elif name == "contrast":
+            total = total + cfg.contrast_weight * value
+        else:
+            total = total + value
     logged = {k: float(v.detach()) for k, v in terms.items()}
     logged["total"] = float(total.detach())
+    if len(out.branches) > 1:
+        logged["branch_div"] = branch_diversity(out.finals)
+    if out.fau_weights is not None:
+        logged["fau_w_std"] = float(out.fau_weights.detach().std(dim=1).mean())
     return total, logged

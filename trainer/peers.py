@@ -20,9 +20,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from posecore.oks import oks
 from trainer.data import PersonRecord, load_coco
-from trainer.evaluate import instance_score
+from trainer.evaluate import instance_score, oks_per_person, pck
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "realpose-lab"
@@ -89,28 +88,6 @@ def bootstrap_ap(gt: dict, dets: list[dict], n: int = 100, seed: int = 0) -> tup
             ds += [{**d, "image_id": new_id} for d in dets_by[old]]
         aps.append(oks_ap(images, anns, ds))
     return float(np.percentile(aps, 2.5)), float(np.percentile(aps, 97.5))
-
-
-def oks_per_person(records: list[PersonRecord], kps: np.ndarray) -> np.ndarray:
-    """OKS of each prediction against its own record (area from the box, as COCO does for boxes)."""
-    out = []
-    for r, k in zip(records, kps, strict=True):
-        vis = r.keypoints[:, 2] > 0
-        x1, y1, x2, y2 = r.box_xyxy
-        area = max((x2 - x1) * (y2 - y1), 1.0)
-        out.append(float(oks(r.keypoints, k[None], area, visible=vis)[0]) if vis.any() else np.nan)
-    return np.asarray(out)
-
-
-def pck(records: list[PersonRecord], kps: np.ndarray, thr: float = 0.1) -> float:
-    hits = total = 0
-    for r, k in zip(records, kps, strict=True):
-        vis = r.keypoints[:, 2] > 0
-        x1, y1, x2, y2 = r.box_xyxy
-        d = np.linalg.norm(k[vis, :2] - r.keypoints[vis, :2], axis=1)
-        hits += int((d <= thr * max(x2 - x1, y2 - y1)).sum())
-        total += int(vis.sum())
-    return hits / max(total, 1)
 
 
 def evaluate_gt_boxes(name: str, predict: Predict, ann_file: Path, image_root: Path) -> dict:

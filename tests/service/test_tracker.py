@@ -256,3 +256,58 @@ def test_reidentification_by_appearance_after_a_long_gap():
 
     assert run(TrackerConfig()) == [1, 2]
     assert run(TrackerConfig(appearance=False)) == [3, 4]
+
+
+def partial(kps, box, keep=range(5, 13), rng=None):
+    """An upper-body-only duplicate of a person (a detector box on part of the same body): the joints
+    outside it are low-confidence guesses squeezed into the partial box, as a top-down model gives."""
+    kp = kps.copy()
+    xy = kp[list(keep), :2]
+    lo, hi = xy.min(0), xy.max(0)
+    lost = [k for k in range(17) if k not in keep]
+    kp[lost, :2] = (rng or np.random.default_rng(0)).uniform(lo, hi, (len(lost), 2))
+    kp[lost, 2] = 0.1
+    return kp, np.array([*lo, *hi])
+
+
+def test_a_partial_duplicate_of_a_tracked_person_opens_no_track():
+    """A second, partial pose on a person already matched this frame is a duplicate, not a newcomer
+    (``birth_nms_oks``: OKS over the joints both poses are confident in); counted and left out."""
+    a = person(100, 50)
+    t = PoseFlowTracker()
+    t.update(frame(a), 0)
+    out = t.update(frame(a, partial(*a)), 1)
+    assert out.track_ids.tolist() == [1] and t.dropped["duplicate"] == 1
+    off = PoseFlowTracker(TrackerConfig(birth_nms_oks=1.01))  # the rule off: the duplicate becomes a person
+    off.update(frame(a), 0)
+    assert sorted(off.update(frame(a, partial(*a)), 1).track_ids.tolist()) == [1, 2]
+
+
+@pytest.mark.parametrize("flow_nms", [True, False])
+def test_two_flows_on_one_person_are_merged_into_the_older(flow_nms):
+    """Pose-flow NMS over time: a second track that converges onto a tracked person and stays on it
+    for ``flow_nms_frames`` frames is merged into the older track (it ends; its pose is not reported).
+    Per-frame pose NMS is off here so only the flow rule can remove the duplicate."""
+    cfg = TrackerConfig(nms_oks=1.01, flow_nms_oks=0.5 if flow_nms else 1.01, appearance=False)
+    t = PoseFlowTracker(cfg)
+    rng = np.random.default_rng(0)
+    xs = [260, 240, 220, 200, 180, 160, 140, 120, 104, 104, 104, 104, 104]  # b walks onto a and stays
+    outs = [t.update(frame(person(100, 50, noise=1.0, rng=rng), person(x, 52, noise=1.0, rng=rng)), i)
+            for i, x in enumerate(xs)]  # fmt: skip
+    assert sorted(outs[0].track_ids.tolist()) == [1, 2]
+    if flow_nms:
+        assert outs[-1].track_ids.tolist() == [1] and t.dropped["merged"] == 1
+    else:
+        assert sorted(outs[-1].track_ids.tolist()) == [1, 2]
+
+
+@pytest.mark.parametrize("cascade", [True, False])
+def test_the_track_followed_a_frame_ago_chooses_before_a_stale_one(cascade):
+    """The matching cascade: a stale track (unseen for two frames) sitting exactly where a pose appears
+    cannot take it from the track that was matched on the previous frame next to it."""
+    cfg = TrackerConfig(cascade=cascade, nms_oks=1.01, birth_nms_oks=1.01, flow_nms_oks=1.01, appearance=False)
+    t = PoseFlowTracker(cfg)
+    t.update(frame(person(195, 50), person(205, 50)), 0)  # track 1 at 195, track 2 at 205
+    assert t.update(frame(person(205, 50)), 1).track_ids.tolist() == [2]  # track 1 unseen from now
+    out = t.update(frame(person(196, 50)), 2)
+    assert out.track_ids.tolist() == ([2] if cascade else [1])

@@ -33,6 +33,8 @@ class ModelConfig:
     branch_depths: list[int] = field(default_factory=lambda: [1, 1, 1])  # per branch, [0] is deployed
     expand: int = 4  # litehg inverted-residual expansion
     pretrained_stages: int = 3  # nanodet: COCO-pretrained NanoDet stages kept (2: to stride 8, 3: to stride 16)
+    shared_blocks: int = 0  # nanodet: stride-8 blocks shared by every branch (sharing depth; litehg: shared_stacks)
+    fau: str = "paper"  # paper: summed full-width 3/5/7 paths, FC C->64, per-branch FC to K | concat (before 2026-11-25)
 
 
 @dataclass
@@ -40,14 +42,19 @@ class NetOutput:
     """What a multi-branch forward pass gives the loss and the ensemble.
 
     features: the shared features (FAU input); shared: heatmaps of shared stacks (hourglass only);
-    branches: per branch its heatmaps (final last); ensemble / fau_weights: set by ``OKDHPNet``.
+    branches: per branch its heatmaps (final last); embeddings: per branch the features its 1x1 head reads
+    (litehg, nanodet; empty for the others); ensemble / fau_weights / teachers: set by ``OKDHPNet``
+    (``teachers``: extra targets of the FFL / PCL / MCL modes, e.g. the EMA mean teacher's heatmaps).
     """
 
     features: torch.Tensor
     shared: list[torch.Tensor]
     branches: list[list[torch.Tensor]]
+    embeddings: list[torch.Tensor] = field(default_factory=list)
     ensemble: torch.Tensor | None = None
     fau_weights: torch.Tensor | None = None
+    teachers: dict[str, torch.Tensor] = field(default_factory=dict)
+    projections: list[torch.Tensor] = field(default_factory=list)  # mcl: per-branch unit embeddings (N, D)
 
     @property
     def finals(self) -> list[torch.Tensor]:
@@ -82,7 +89,7 @@ class MultiBranchNet(nn.Module):
             branches = [ResNetBranch(k, d, cfg.width) for d in cfg.branch_depths]
             self.feature_channels = 128
         elif cfg.arch == "nanodet":
-            self.stem = NanoDetStem(cfg.width, cfg.pretrained_stages, cfg.expand)
+            self.stem = NanoDetStem(cfg.width, cfg.pretrained_stages, cfg.expand, cfg.shared_blocks)
             branches = [NanoDetBranch(cfg.width, k, d, cfg.expand) for d in cfg.branch_depths]
             self.feature_channels = cfg.width
         else:
@@ -105,7 +112,16 @@ class MultiBranchNet(nn.Module):
     def forward(self, x: torch.Tensor) -> NetOutput:
         feats, shared_hms = self.trunk(x)
         fau_in = feats[-1] if isinstance(feats, tuple) else feats  # nanodet: (p4, p8) -> p8
-        return NetOutput(fau_in, shared_hms, [b(feats) for b in self.branches])
+        if not self.embeds:
+            return NetOutput(fau_in, shared_hms, [b(feats) for b in self.branches])
+        embeddings = [b.embed(feats) for b in self.branches]
+        heatmaps = [[b.head(e)] for b, e in zip(self.branches, embeddings, strict=True)]
+        return NetOutput(fau_in, shared_hms, heatmaps, embeddings)
+
+    @property
+    def embeds(self) -> bool:
+        """Whether the branches expose the features their head reads (needed by FFL, PCL and MCL)."""
+        return all(hasattr(b, "embed_channels") for b in self.branches)
 
 
 class SingleBranchNet(nn.Module):

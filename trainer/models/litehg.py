@@ -29,8 +29,13 @@ class LiteHourglass(nn.Module):
             for i in range(len(chans) - 1)
         )
         self.head = nn.Conv2d(width, num_keypoints, 1)
+        self.embed_channels = width
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return [self.head(self.embed(x))]
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The features the 1x1 head reads (``width`` channels at stride 4): FFL / PCL / MCL use them."""
         feats = [x]
         for stage in self.down:
             feats.append(stage(feats[-1]))
@@ -38,7 +43,7 @@ class LiteHourglass(nn.Module):
         for i in reversed(range(len(self.lateral))):
             up = F.interpolate(self.lateral[i](y), size=feats[i].shape[-2:], mode="nearest")
             y = self.fuse[i](up + feats[i])
-        return [self.head(y)]
+        return y
 
 
 class LiteStem(nn.Module):

@@ -17,7 +17,7 @@ class NanoDetStem(nn.Module):
     With 2 pretrained stages the stride-16 context comes from new inverted-residual blocks.
     """
 
-    def __init__(self, width: int, stages: int, expand: int):
+    def __init__(self, width: int, stages: int, expand: int, shared_blocks: int = 0):
         super().__init__()
         from trainer.pretrained import nanodet_encoder
 
@@ -31,13 +31,15 @@ class NanoDetStem(nn.Module):
         self.lat8 = _cbr(128, width, 1)
         self.lat4 = _cbr(64, width // 2, 1)
         self.fuse8 = InvertedResidual(width, width, 1, expand)
+        # sharing depth: stride-8 blocks every branch shares (the branches' own ``depth`` blocks follow)
+        self.shared = nn.Sequential(*[InvertedResidual(width, width, 1, expand) for _ in range(shared_blocks)])
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         c4, c8, c16 = self.encoder(x)
         if self.context is not None:
             c16 = self.context(c8)
         p16 = F.interpolate(self.lat16(c16), size=c8.shape[-2:], mode="nearest")
-        return self.lat4(c4), self.fuse8(self.lat8(c8) + p16)
+        return self.lat4(c4), self.shared(self.fuse8(self.lat8(c8) + p16))
 
 
 class NanoDetBranch(nn.Module):
@@ -45,12 +47,17 @@ class NanoDetBranch(nn.Module):
 
     def __init__(self, width: int, num_keypoints: int, depth: int, expand: int):
         super().__init__()
+        self.embed_channels = width // 2
         self.body = nn.Sequential(*[InvertedResidual(width, width, 1, expand) for _ in range(depth)])
         self.reduce = _cbr(width, width // 2, 1, act=False)
         self.refine = nn.Sequential(_cbr(width // 2, width // 2, 3, groups=width // 2), _cbr(width // 2, width // 2, 1))
         self.head = nn.Conv2d(width // 2, num_keypoints, 1)
 
-    def forward(self, feats: tuple[torch.Tensor, torch.Tensor]) -> list[torch.Tensor]:
+    def embed(self, feats: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """The features the 1x1 head reads (``width // 2`` channels at stride 4): FFL / PCL / MCL use them."""
         p4, p8 = feats
         up = F.interpolate(self.reduce(self.body(p8)), size=p4.shape[-2:], mode="bilinear", align_corners=False)
-        return [self.head(self.refine(up + p4))]
+        return self.refine(up + p4)
+
+    def forward(self, feats: tuple[torch.Tensor, torch.Tensor]) -> list[torch.Tensor]:
+        return [self.head(self.embed(feats))]
