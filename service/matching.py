@@ -105,3 +105,21 @@ def assign(scores: F64, threshold: float) -> tuple[I64, I64]:
     rows, cols = linear_sum_assignment(-scores)
     ok = scores[rows, cols] > threshold
     return rows[ok].astype(np.int64), cols[ok].astype(np.int64)
+
+
+def assign_fresh_first(scores: F64, fresh: npt.NDArray[np.bool_], threshold: float) -> tuple[I64, I64]:
+    """``assign`` in two steps, so that a joint optimum cannot trade a track away from the pose it fits:
+    first the ``fresh`` tracks (matched on the previous frame) take the poses on which none of the other
+    tracks scores higher, then every track left competes for the poses left."""
+    if not fresh.any() or fresh.all():
+        return assign(scores, threshold)
+    f_rows, o_rows = np.flatnonzero(fresh), np.flatnonzero(~fresh)
+    older_best = scores[o_rows].max(axis=0)
+    r1, c1 = assign(np.where(scores[f_rows] >= older_best, scores[f_rows], 0.0), threshold)
+    row_free = np.ones(len(scores), bool)
+    row_free[f_rows[r1]] = False
+    col_free = np.ones(scores.shape[1], bool)
+    col_free[c1] = False
+    rows_left, cols_left = np.flatnonzero(row_free), np.flatnonzero(col_free)
+    r2, c2 = assign(scores[np.ix_(rows_left, cols_left)], threshold)
+    return np.concatenate([f_rows[r1], rows_left[r2]]), np.concatenate([c1, cols_left[c2]])

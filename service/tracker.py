@@ -6,10 +6,11 @@ from the frames' timestamps.
 2. every open track is moved to this frame's time: constant velocity (px/s) that decays with time
    unseen (``velocity_tau_s``), so a person who stopped while hidden and one who walked on are both
    within reach; the uncertainty (gate and keypoint-box size) grows with the time unseen;
-3. a matching cascade by age (DeepSORT's idea): the tracks matched on the previous frame first, then
-   the other recently seen ones (box IoU, keypoint similarity over keypoints visible in both,
-   appearance; Hungarian with a floor: ``service.matching``), so a stale track cannot take a pose
-   from the track that followed it a frame ago;
+3. recently seen tracks are matched (box IoU, keypoint similarity over keypoints visible in both,
+   appearance; Hungarian with a floor: ``service.matching``) fresh first: the tracks matched on the
+   previous frame take the poses no other track fits better, then the rest compete jointly for the
+   rest, so the joint optimum cannot trade a followed person's pose to a stale track that fits it
+   worse (``assign_fresh_first``);
 4. tracks lost for longer get a second chance on the poses left (re-identification: the same terms,
    appearance weighted up, a wider gate): ByteTrack's two-stage idea applied to track age;
 5. poses left over: a pose that repeats a person matched on this frame (OKS over the keypoints
@@ -36,7 +37,7 @@ from posecore.oks import box_iou, pose_nms
 from posecore.skeleton import COCO17
 from posecore.types import Poses, TrackedPoses
 from service.appearance import BINS, similarity, torso_histograms
-from service.matching import Weights, assign, association_terms, combine
+from service.matching import Weights, assign, assign_fresh_first, association_terms, combine
 from service.motion import cap_speed, keypoint_shift, one_euro_step
 
 F64 = npt.NDArray[np.float64]
@@ -46,7 +47,7 @@ F64 = npt.NDArray[np.float64]
 class TrackerConfig:
     max_age_s: float = 3.3  # link window (PoseFlow: 100 frames at 30 fps)
     recent_s: float = 0.12  # tracks seen this recently are matched first
-    cascade: bool = True  # tracks matched on the previous frame choose before the other recent ones
+    fresh_first: bool = True  # tracks matched on the previous frame keep the poses they fit best (no trades)
     top_n: int = 7  # n most similar keypoints in the pose similarity
     kp_box_frac: float = 0.1  # keypoint box half-size / sqrt(person box area) (PoseFlow: 30 px at its scale)
     weights: Weights = Weights()
@@ -168,6 +169,7 @@ class PoseFlowTracker:
         thr: float,
         w: Weights,
         reidentify: bool,
+        fresh: npt.NDArray[np.bool_] | None = None,
     ) -> list[tuple[Track, int]]:
         """Score ``tracks`` against the free poses; returns matched (track, pose index) pairs.
 
@@ -200,7 +202,10 @@ class PoseFlowTracker:
                 app = np.full(scores.shape, np.nan)
                 app[:, need] = similarity(th, hists.get(cols_free[need]))
                 scores = combine(terms, app, w)
-        rows, cols = assign(scores, c.match_threshold)
+        if fresh is None:
+            rows, cols = assign(scores, c.match_threshold)
+        else:
+            rows, cols = assign_fresh_first(scores, fresh, c.match_threshold)
         return [(tracks[r], int(cols_free[col])) for r, col in zip(rows, cols, strict=True)]
 
     def update(
@@ -243,16 +248,15 @@ class PoseFlowTracker:
         hists = None
         if c.appearance and image is not None and len(poses):
             hists = LazyHistograms(image, kps, self.torso, kp_threshold, image_scale_xy)
-        # 2-4. the cascade: tracks matched on the previous frame, other recent ones, then the lost ones
+        # 2-4. recent tracks (fresh first), then the lost ones on the poses left
         pairs: list[tuple[Track, int]] = []
-        first = previous if c.cascade else None
-        last = [t for t in self.tracks if t.last_frame == first]
-        recent = [t for t in self.tracks if t.last_frame != first and t_now - t.last_time <= c.recent_s]
-        lost = [t for t in self.tracks if t.last_frame != first and t_now - t.last_time > c.recent_s]
+        recent = [t for t in self.tracks if t_now - t.last_time <= c.recent_s]
+        lost = [t for t in self.tracks if t_now - t.last_time > c.recent_s]
         free = np.arange(len(poses))
-        for tracks, w, reid in ((last, c.weights, False), (recent, c.weights, False), (lost, c.lost_weights, True)):
+        for tracks, w, reid in ((recent, c.weights, False), (lost, c.lost_weights, True)):
             if tracks and len(free):
-                found = self._stage(tracks, t_now, boxes, kps, hists, free, kp_threshold, w, reid)
+                fresh = np.array([t.last_frame == previous for t in tracks]) if c.fresh_first and not reid else None
+                found = self._stage(tracks, t_now, boxes, kps, hists, free, kp_threshold, w, reid, fresh)
                 if found:
                     pairs += found
                     taken = {col for _, col in found}

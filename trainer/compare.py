@@ -75,7 +75,9 @@ def compare(
                     continue
                 ratio = minutes[REFERENCE] / minutes[BASELINE]
                 extra.append(f"optim.epochs={max(1, round(base_cfg.optim.epochs * ratio))}")
-            cfg = load_config(config, [*overrides, *extra, f"train.seed={seed}", f"train.name=cmp_{slug(name)}_s{seed}"])
+            cfg = load_config(
+                config, [*overrides, *extra, f"train.seed={seed}", f"train.name=cmp_{slug(name)}_s{seed}"]
+            )
             run = Path(cfg.train.out_dir) / cfg.train.name
             if not (run / "metrics.json").exists():
                 if render_only:
@@ -157,7 +159,8 @@ def render(rows: list[dict], config: str, overrides: list[str]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     diff_lines = [
-        "| variant vs student alone (equal epochs) | paired seeds | ΔAP [95 % CI] | Δmean OKS [95 % CI] | ΔPCK@0.1 [95 % CI] |",
+        "| variant vs student alone (equal epochs) | paired seeds | ΔAP [95 % CI] | Δmean OKS [95 % CI] "
+        "| ΔPCK@0.1 [95 % CI] |",
         "|---|---|---|---|---|",
     ]
     for name, per_seed in by.items():

@@ -301,13 +301,27 @@ def test_two_flows_on_one_person_are_merged_into_the_older(flow_nms):
         assert sorted(outs[-1].track_ids.tolist()) == [1, 2]
 
 
-@pytest.mark.parametrize("cascade", [True, False])
-def test_the_track_followed_a_frame_ago_chooses_before_a_stale_one(cascade):
-    """The matching cascade: a stale track (unseen for two frames) sitting exactly where a pose appears
-    cannot take it from the track that was matched on the previous frame next to it."""
-    cfg = TrackerConfig(cascade=cascade, nms_oks=1.01, birth_nms_oks=1.01, flow_nms_oks=1.01, appearance=False)
+@pytest.mark.parametrize("fresh_first", [True, False])
+def test_a_joint_optimum_cannot_trade_away_the_pose_a_track_just_followed(fresh_first):
+    """Track 1 followed person a on the previous frame and a stands still; a stale, narrower track 2
+    (unseen for a frame) overlaps a, and a second person appears beside a. The joint Hungarian optimum
+    trades a's pose to track 2 and hands track 1 the newcomer; fresh-first matching keeps a on 1."""
+    cfg = TrackerConfig(fresh_first=fresh_first, nms_oks=1.01, birth_nms_oks=1.01, flow_nms_oks=1.01,
+                        appearance=False)  # fmt: skip
     t = PoseFlowTracker(cfg)
-    t.update(frame(person(195, 50), person(205, 50)), 0)  # track 1 at 195, track 2 at 205
-    assert t.update(frame(person(205, 50)), 1).track_ids.tolist() == [2]  # track 1 unseen from now
-    out = t.update(frame(person(196, 50)), 2)
-    assert out.track_ids.tolist() == ([2] if cascade else [1])
+    t.update(frame(person(100, 50), person(100, 50, w=60)), 0)  # track 1: a; track 2: a narrow one
+    t.update(frame(person(100, 50)), 1)  # track 2 unseen
+    out = t.update(frame(person(100, 50), person(110, 50, w=70)), 2)
+    left_edges = out.poses.boxes[:, 0].round().astype(int).tolist()
+    ids = dict(zip(left_edges, out.track_ids.tolist(), strict=True))
+    assert ids[100] == (1 if fresh_first else 2)
+
+
+def test_fresh_first_assignment_keeps_best_fits_and_lets_better_stale_tracks_win():
+    from service.matching import assign, assign_fresh_first
+
+    scores = np.array([[1.0, 0.6], [0.7, 0.0]])  # row 0 fresh; the joint optimum trades it onto column 1
+    assert sorted(zip(*assign(scores, 0.3), strict=True)) == [(0, 1), (1, 0)]
+    assert sorted(zip(*assign_fresh_first(scores, np.array([True, False]), 0.3), strict=True)) == [(0, 0)]
+    better_stale = np.array([[0.6], [0.9]])  # a stale track that fits a pose better still gets it
+    assert list(zip(*assign_fresh_first(better_stale, np.array([True, False]), 0.3), strict=True)) == [(1, 0)]

@@ -1,0 +1,31 @@
+"""The tracking benchmark's scoring: CLEAR-MOT / IDF1 (motmetrics) and HOTA (trackeval) on real labelled
+tracks, with the tracker outputs built from the labels themselves."""
+
+import numpy as np
+
+from bench.tracking import evaluate, load_gt
+from posecore.types import Poses, TrackedPoses
+
+
+def outputs(frames, swap_from=None):
+    """The labels as tracker output (perfect tracking); from ``swap_from`` on, two ids exchanged."""
+    outs = []
+    for i, f in enumerate(frames):
+        ids = f.ids.copy()
+        if swap_from is not None and i >= swap_from and len(ids) >= 2:
+            ids[[0, 1]] = ids[[1, 0]]
+        poses = Poses(f.keypoints.astype(np.float32), f.boxes.astype(np.float32), np.ones(len(ids), np.float32))
+        outs.append(TrackedPoses(poses, ids))
+    return outs
+
+
+def test_perfect_tracks_score_one_and_a_swap_costs_switches_idf1_and_hota(data_root):
+    frames = load_gt("pose2sim_multi_cam01", data_root)
+    perfect = evaluate(frames, outputs(frames))
+    assert perfect["num_switches"] == 0 and perfect["idf1"] == 1.0
+    assert perfect["hota"] > 0.99
+    multi = [i for i, f in enumerate(frames) if len(f.ids) >= 2]
+    swapped = evaluate(frames, outputs(frames, swap_from=multi[len(multi) // 2]))
+    assert swapped["num_switches"] >= 2  # both persons switch
+    assert swapped["idf1"] < 0.9 and swapped["hota"] < perfect["hota"] - 0.05
+    assert swapped["mota"] < perfect["mota"]
