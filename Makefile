@@ -21,6 +21,9 @@ $(DEV_VENV)/.stamp: pyproject.toml
 	$(PY) -m venv $(DEV_VENV)
 	$(DEV_VENV)/bin/pip install $(PIP_FLAGS) torch==2.13.0
 	$(DEV_VENV)/bin/pip install $(PIP_FLAGS) -e '.[serve,train,clients,dev]'
+	# HOTA for bench.tracking: trackeval's declared dependencies pull in opencv-python (GUI build), which
+	# replaces opencv-python-headless in place; its metrics need only numpy, scipy and tabulate
+	$(DEV_VENV)/bin/pip install $(PIP_FLAGS) --no-deps trackeval==1.3.0 tabulate==0.10.0
 	touch $@
 
 serve: $(SERVE_VENV)/.stamp

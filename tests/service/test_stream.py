@@ -231,7 +231,8 @@ def test_one_detector_miss_blanks_one_frame_not_k(server, multi_frames):
 
 def test_a_person_entering_on_a_skip_frame_is_found_within_k_frames(server, multi_frames):
     """One of the people is painted out of frames 0-9 and 'enters' on frame 10 (not a detector frame
-    at interval 4): found by frame 12, the next detector run."""
+    at interval 4: the detector runs on frames 0 and 1, a track being followed once found twice, then
+    every 4 frames): found within 4 frames, by the next detector run at the latest."""
     import cv2
     import numpy as np
 
@@ -246,7 +247,7 @@ def test_a_person_entering_on_a_skip_frame_is_found_within_k_frames(server, mult
         frames.append(cv2.imencode(".jpg", img)[1].tobytes())
     counts = [len(m["persons"]) for m in asyncio.run(_persons_per_frame(server.ws, frames, 4))]
     assert counts[9] == len(first) - 1
-    assert counts[12] == len(first)
+    assert len(first) in counts[10:14], counts
 
 
 def test_box_means_the_same_on_every_frame(server, multi_frames):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from trainer.fau import FeatureAggregationUnit, average_ensemble
-from trainer.losses import LossConfig, heatmap_mse, kl_rampup, okdhp_loss, pixel_kl
+from trainer.losses import LossConfig, distill_loss, heatmap_mse, kl_rampup, okdhp_loss, pixel_kl
 from trainer.models import ModelConfig, NetOutput, SingleBranchNet
 from trainer.network import OKDHPNet
 
@@ -23,13 +23,32 @@ def _tiny(arch="litehg", depths=(1, 1, 1), mode="okdhp"):
     return OKDHPNet(cfg, mode)
 
 
-def test_fau_weights_sum_to_one_over_branches_for_every_joint():
-    fau = FeatureAggregationUnit(8, 3, K)
-    torch.nn.init.normal_(fau.fc.weight)  # non-uniform weights
+@pytest.mark.parametrize("layout", ["paper", "concat"])
+def test_fau_weights_sum_to_one_over_branches_for_every_joint(layout):
+    fau = FeatureAggregationUnit(8, 3, K, layout)
+    for h in fau.heads:
+        torch.nn.init.normal_(h.weight)  # non-uniform weights
     w = fau.weights(torch.randn(4, 8, 12, 9))
     assert w.shape == (4, 3, K)
     torch.testing.assert_close(w.sum(dim=1), torch.ones(4, K))
     assert w.std() > 0.01
+
+
+def test_paper_fau_sums_full_width_paths_then_fc_to_64_then_one_fc_per_branch():
+    fau = FeatureAggregationUnit(48, 3, K, "paper")
+    assert [p[0].out_channels for p in fau.paths] == [48, 48, 48]  # full width, not 32
+    assert [p[0].kernel_size for p in fau.paths] == [(3, 3), (5, 5), (7, 7)]
+    assert fau.squeeze[0].in_features == 48 and fau.squeeze[0].out_features == 64  # summed, not concatenated
+    assert len(fau.heads) == 3 and all(h.in_features == 64 and h.out_features == K for h in fau.heads)
+    # branch b's weights come from head b only
+    x = torch.randn(2, 48, 8, 6)
+    for h in fau.heads:
+        torch.nn.init.normal_(h.weight)
+    before = fau.weights(x)
+    with torch.no_grad():
+        fau.heads[1].bias += 5.0
+    after = fau.weights(x)
+    assert (after[:, 1] > before[:, 1]).all() and (after[:, 0] < before[:, 0]).all()
 
 
 def test_ensemble_uses_every_branch_final_output():
@@ -126,3 +145,91 @@ def test_paper_scale_hourglass_forward_backward():
     loss, _ = okdhp_loss(out, out.ensemble, torch.rand(1, K, h // 4, w // 4), torch.ones(1, K), cfg.loss, 0.5)
     loss.backward()
     assert out.ensemble.shape == (1, K, h // 4, w // 4)
+
+
+def test_official_scale_is_half_the_mse_and_the_kl_summed_over_pixels_per_n_h_w():
+    """``loss.normalization=official`` (the OKDHP code's scale) vs ``legacy``: MSE x 0.5 and KL x K / (H W)."""
+    pred, tgt, w = torch.rand(2, K, 8, 6), torch.rand(2, K, 8, 6), torch.ones(2, K)
+    official, legacy = LossConfig(normalization="official"), LossConfig(normalization="legacy")
+    torch.testing.assert_close(
+        heatmap_mse(pred, tgt, w, official.mse_scale), 0.5 * heatmap_mse(pred, tgt, w, legacy.mse_scale)
+    )
+    a, b = torch.randn(2, K, 8, 6), torch.randn(2, K, 8, 6)
+    torch.testing.assert_close(pixel_kl(a, b, 1.0, "official"), pixel_kl(a, b, 1.0, "legacy") * K / 48)
+    with pytest.raises(ValueError, match="normalization"):
+        LossConfig(normalization="mean")
+
+
+def _forward(mode, depths=(1, 1, 1)):
+    net = _tiny(depths=depths, mode=mode)
+    out = net(torch.randn(4, 3, 64, 48))
+    return net, out
+
+
+def test_ffl_fused_head_sees_every_branch_and_teaches_them():
+    net, out = _forward("ffl")
+    base = net.fusion(out.embeddings)
+    for b in range(3):
+        changed = [e.clone() for e in out.embeddings]
+        changed[b] = changed[b] + torch.randn_like(changed[b])  # (a constant shift would vanish in the BN)
+        assert (net.fusion(changed) - base).abs().max() > 1e-4, f"fused head ignores branch {b}"
+    loss, terms = distill_loss("ffl", out, torch.rand_like(out.finals[0]), torch.ones(4, K), LossConfig(), 1.0)
+    assert {"mse_ens", "kl", "kl_fused"} <= set(terms)
+    loss.backward()
+    assert all(p.grad is not None for p in net.fusion.parameters())
+
+
+def test_pcl_mean_teacher_gets_no_gradient_and_follows_the_peers():
+    net, out = _forward("pcl")
+    assert "mean" in out.teachers and out.teachers["mean"].shape == out.finals[0].shape
+    loss, terms = distill_loss("pcl", out, torch.rand_like(out.finals[0]), torch.ones(4, K), LossConfig(), 1.0)
+    assert "kl_mean_teacher" in terms
+    loss.backward()
+    assert all(p.grad is None and not p.requires_grad for p in net.mean_teacher.parameters())
+    teacher = [p.detach().clone() for p in net.mean_teacher.parameters()]
+    with torch.no_grad():
+        for p in net.net.parameters():
+            p.add_(1.0)  # the peers move
+    net.update_mean_teacher(0.9)
+    for before, t, s in zip(teacher, net.mean_teacher.parameters(), net.net.parameters(), strict=True):
+        torch.testing.assert_close(t, 0.9 * before + 0.1 * s)  # an exponential moving average of the peers
+    assert not net.train().mean_teacher.training  # stays in eval mode (fixed BN statistics)
+
+
+def test_mcl_contrast_pulls_one_sample_s_branch_views_together():
+    from trainer.losses import info_nce
+
+    z = torch.nn.functional.normalize(torch.randn(8, 16), dim=1)
+    aligned = info_nce([z, z.clone(), z.clone()], 0.1)
+    shuffled = info_nce([z, z[torch.randperm(8)], z[torch.randperm(8)]], 0.1)
+    assert aligned < shuffled
+    net, out = _forward("mcl")
+    loss, terms = distill_loss("mcl", out, torch.rand_like(out.finals[0]), torch.ones(4, K), LossConfig(), 1.0)
+    assert terms["contrast"] > 0
+    loss.backward()
+    assert all(p.grad is not None for proj in net.projections for p in proj.parameters())
+
+
+def test_modes_needing_branch_features_reject_archs_without_them():
+    with pytest.raises(ValueError, match="branch features"):
+        _tiny(arch="resnet", depths=(1, 1), mode="ffl")
+
+
+def test_checkpoints_from_before_the_paper_fau_still_load():
+    """Old checkpoints (concatenated FAU stored as ``fau.fc``, no ``model.fau`` / ``loss.normalization``)
+    are read with their original meaning."""
+    from trainer.checkpoint import rebuild
+    from trainer.config import ExperimentConfig, to_dict
+
+    cfg = ExperimentConfig()
+    cfg.model.width, cfg.model.fau = 16, "concat"
+    old = OKDHPNet(cfg.model, "okdhp")
+    weights = {k.replace("fau.heads.0.", "fau.fc."): v for k, v in old.state_dict().items()}
+    raw = to_dict(cfg)
+    del raw["model"]["fau"], raw["loss"]["normalization"]
+    from trainer.config import spec_from_config
+
+    state = {"config": raw, "model": weights, "spec": spec_from_config(cfg).to_metadata()}
+    model, new_cfg, _ = rebuild(state)
+    assert new_cfg.model.fau == "concat" and new_cfg.loss.normalization == "legacy"
+    torch.testing.assert_close(model.fau.heads[0].weight, old.fau.heads[0].weight)
