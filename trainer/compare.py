@@ -9,8 +9,9 @@ unbalanced / KD detached from the ensemble, averaging instead of the FAU, FFL, P
 Per arm: the deployed network's val metrics (AP, mean OKS, PCK@0.1; PCL deploys its temporal mean
 teacher), and against the baseline the **paired** difference per seed: mean, sd and a 95 % t-interval.
 Runs already finished (``metrics.json`` present) are read back, not retrained, so an interrupted
-comparison resumes where it stopped. Two runs side by side at one thread each use both cores:
-``--seeds 0 2`` in one shell and ``--seeds 1`` in another, then ``--render-only`` with every seed.
+comparison resumes where it stopped. Two runs side by side at one thread each use both cores: start
+the same command in two shells (each run is claimed by one process, ``RUNNING`` marker), then
+``--render-only`` writes the table from every finished run.
 """
 
 from __future__ import annotations
@@ -80,15 +81,30 @@ def compare(
             )
             run = Path(cfg.train.out_dir) / cfg.train.name
             if not (run / "metrics.json").exists():
-                if render_only:
+                if render_only or not _claim(run):
                     continue
-                run = train(cfg)
+                try:
+                    run = train(cfg)
+                finally:
+                    (run / "RUNNING").unlink(missing_ok=True)
             row = _row(name, seed, run, cfg)
             minutes[name] = row["train_minutes"]
             rows.append(row)
             _write(out, rows, config, overrides)
     _write(out, rows, config, overrides)
     log.info("wrote %s", out)
+
+
+def _claim(run: Path) -> bool:
+    """Take a run for this process (a ``RUNNING`` marker created exclusively): two ``compare`` processes
+    sharing a machine never train the same run. A marker left by a killed process must be deleted."""
+    run.mkdir(parents=True, exist_ok=True)
+    try:
+        (run / "RUNNING").open("x").close()
+    except FileExistsError:
+        log.warning("%s is being trained by another process (or was interrupted: delete %s)", run, run / "RUNNING")
+        return False
+    return True
 
 
 def _row(name: str, seed: int, run: Path, cfg) -> dict:  # noqa: ANN001
@@ -199,4 +215,39 @@ def render(rows: list[dict], config: str, overrides: list[str]) -> str:
         "\n\nPaired differences against the student alone trained for the same epochs with the same seed "
         "(same data order and augmentation): mean and 95 % t-interval over seeds.\n\n"
     )
-    return head + "\n".join(lines) + tail + "\n".join(diff_lines) + "\n"
+    return head + "\n".join(lines) + tail + "\n".join(diff_lines) + "\n\n" + conclusions(by, base) + NOT_RUN
+
+
+NOT_RUN = (
+    "\nThe paper-scale configs (`trainer/configs/hourglass_4stack_coco.yaml`, `hourglass_mpii.yaml`) are not run by "
+    "this command; they need a GPU, and none was lent to the run that wrote this file.\n"
+)
+
+
+def conclusions(by: dict[str, dict[int, dict]], base: dict[int, dict]) -> str:
+    """Only what the intervals support: per arm and metric, better / worse when the paired 95 % interval
+    excludes 0, otherwise "no difference shown"."""
+    tests = (len(by) - 1) * len(METRICS)
+    out = [
+        "What the intervals support (paired 95 % t-intervals; fewer than 2 paired seeds: nothing). "
+        f"{tests} intervals are read here, so about {tests / 20:.1f} of them may exclude 0 by chance alone: "
+        "a lone **better** / **worse** on one metric is weak evidence.",
+        "",
+    ]
+    for name, per_seed in by.items():
+        if name == BASELINE:
+            continue
+        common = sorted(set(per_seed) & set(base))
+        verdicts = []
+        for m in METRICS:
+            mean, _sd, lo, hi = paired([per_seed[s]["deployed"][m] - base[s]["deployed"][m] for s in common])
+            if math.isnan(lo):
+                verdicts.append(f"{m}: too few seeds")
+            elif lo > 0:
+                verdicts.append(f"{m}: **better** ({mean * 100:+.1f})")
+            elif hi < 0:
+                verdicts.append(f"{m}: **worse** ({mean * 100:+.1f})")
+            else:
+                verdicts.append(f"{m}: no difference shown")
+        out.append(f"- {name} vs the student alone (equal epochs), {len(common)} paired seeds: " + "; ".join(verdicts))
+    return "\n".join(out) + "\n"
