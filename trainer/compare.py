@@ -153,6 +153,16 @@ def paired(diffs: list[float]) -> tuple[float, float, float, float]:
     return mean, sd, mean - half, mean + half
 
 
+def against_baseline(
+    per_seed: dict[int, dict], base: dict[int, dict]
+) -> tuple[int, dict[str, tuple[float, float, float, float]]]:
+    """Paired seeds in common with the baseline, and per metric the ``paired`` statistics of the differences."""
+    common = sorted(set(per_seed) & set(base))
+    return len(common), {
+        m: paired([per_seed[s]["deployed"][m] - base[s]["deployed"][m] for s in common]) for m in METRICS
+    }
+
+
 def render(rows: list[dict], config: str, overrides: list[str]) -> str:
     by: dict[str, dict[int, dict]] = {}
     for r in rows:
@@ -193,12 +203,10 @@ def render(rows: list[dict], config: str, overrides: list[str]) -> str:
         )
         if name == BASELINE:
             continue
-        common = sorted(set(per_seed) & set(base))
-        cells = []
-        for m in METRICS:
-            mean, _sd, lo, hi = paired([per_seed[s]["deployed"][m] - base[s]["deployed"][m] for s in common])
-            cells.append(f"{mean * 100:+.1f} [{lo * 100:+.1f}, {hi * 100:+.1f}]" if not math.isnan(lo) else pct(mean))
-        diff_lines.append(f"| {name} | {len(common)} | " + " | ".join(cells) + " |")
+        n, diffs = against_baseline(per_seed, base)
+        cells = [f"{d[0] * 100:+.1f} [{d[2] * 100:+.1f}, {d[3] * 100:+.1f}]" if not math.isnan(d[2]) else pct(d[0])
+                 for d in diffs.values()]  # fmt: skip
+        diff_lines.append(f"| {name} | {n} | " + " | ".join(cells) + " |")
     if not rows:
         return "No finished runs.\n"
     r0 = rows[0]
@@ -237,10 +245,9 @@ def conclusions(by: dict[str, dict[int, dict]], base: dict[int, dict]) -> str:
     for name, per_seed in by.items():
         if name == BASELINE:
             continue
-        common = sorted(set(per_seed) & set(base))
+        n, diffs = against_baseline(per_seed, base)
         verdicts = []
-        for m in METRICS:
-            mean, _sd, lo, hi = paired([per_seed[s]["deployed"][m] - base[s]["deployed"][m] for s in common])
+        for m, (mean, _sd, lo, hi) in diffs.items():
             if math.isnan(lo):
                 verdicts.append(f"{m}: too few seeds")
             elif lo > 0:
@@ -249,5 +256,5 @@ def conclusions(by: dict[str, dict[int, dict]], base: dict[int, dict]) -> str:
                 verdicts.append(f"{m}: **worse** ({mean * 100:+.1f})")
             else:
                 verdicts.append(f"{m}: no difference shown")
-        out.append(f"- {name} vs the student alone (equal epochs), {len(common)} paired seeds: " + "; ".join(verdicts))
+        out.append(f"- {name} vs the student alone (equal epochs), {n} paired seeds: " + "; ".join(verdicts))
     return "\n".join(out) + "\n"
