@@ -337,7 +337,7 @@ class PoseFlowTracker:
         matched_cols = np.array([col for _, col in pairs], np.int64)
         # IoU floor 0.1, not 0.3: a partial pose inside a whole person's box has a small IoU with it
         dup = overlap.same_person(matched_cols, left, self.cfg.birth_nms_oks, 0.1).any(axis=0)
-        for col, is_dup in zip(left.tolist(), dup.tolist(), strict=True):
+        for col, is_dup in zip(left.tolist(), [bool(d) for d in dup], strict=True):
             if is_dup:
                 self.dropped["duplicate"] += 1
             elif origin[col] == 0:
@@ -410,14 +410,16 @@ class PairOverlap:
     ) -> npt.NDArray[np.bool_]:
         """(len(a), len(b)): poses a[i] and b[j] overlap (box IoU > ``min_iou``, OKS >= ``min_oks``, a[i]
         the reference)."""
-        n = len(self.iou)
-        full_a, full_b = len(a) == n, len(b) == n  # callers pass sorted unique indices: all of them, in order
-        near = (self.iou if full_a else self.iou[a])[:, b] if not full_b else (self.iou if full_a else self.iou[a])
-        near = near > min_iou
+        near: npt.NDArray[np.bool_] = self._take(self.iou, a, b) > min_iou
         if not near.any():
             return near
         if self._oks is None:
             wh = np.maximum(self.boxes[:, 2:] - self.boxes[:, :2], 1.0)
             self._oks = mutual_oks(self.kps, wh[:, 0] * wh[:, 1], self.sigmas, self.thr)
-        sim = self._oks if full_a else self._oks[a]
-        return near & ((sim if full_b else sim[:, b]) >= min_oks)
+        return np.asarray(near & (self._take(self._oks, a, b) >= min_oks), dtype=bool)
+
+    @staticmethod
+    def _take(m: F64, a: npt.NDArray[np.int64], b: npt.NDArray[np.int64]) -> F64:
+        """m[a][:, b], without copies when a or b is every index (callers pass sorted unique indices)."""
+        rows = m if len(a) == len(m) else m[a]
+        return rows if len(b) == len(m) else rows[:, b]
