@@ -336,8 +336,8 @@ class PoseFlowTracker:
             return births
         matched_cols = np.array([col for _, col in pairs], np.int64)
         # IoU floor 0.1, not 0.3: a partial pose inside a whole person's box has a small IoU with it
-        dup = overlap.same_person(matched_cols, left, self.cfg.birth_nms_oks, 0.1).any(axis=0)
-        for col, is_dup in zip(left.tolist(), [bool(d) for d in dup], strict=True):
+        dup = np.asarray(overlap.same_person(matched_cols, left, self.cfg.birth_nms_oks, 0.1).any(axis=0), bool)
+        for col, is_dup in zip(left.tolist(), dup.tolist(), strict=True):
             if is_dup:
                 self.dropped["duplicate"] += 1
             elif origin[col] == 0:
