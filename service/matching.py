@@ -113,6 +113,9 @@ def assign_fresh_first(scores: F64, fresh: npt.NDArray[np.bool_], threshold: flo
     tracks scores higher, then every track left competes for the poses left."""
     if not fresh.any() or fresh.all():
         return assign(scores, threshold)
+    above = scores > threshold
+    if not (above[fresh].any(axis=0) & above[~fresh].any(axis=0)).any():
+        return assign(scores, threshold)  # no pose wanted by a fresh and an older track: nothing to trade
     f_rows, o_rows = np.flatnonzero(fresh), np.flatnonzero(~fresh)
     older_best = scores[o_rows].max(axis=0)
     r1, c1 = assign(np.where(scores[f_rows] >= older_best, scores[f_rows], 0.0), threshold)
