@@ -227,6 +227,7 @@ def render(rows: list[dict], config: str, overrides: list[str]) -> str:
 
 
 NOT_RUN = (
+    "\nHow to read this table (set-up, budget, why no gain is shown): docs/results_discussion.md.\n"
     "\nThe paper-scale configs (`trainer/configs/hourglass_4stack_coco.yaml`, `hourglass_mpii.yaml`) are not run by "
     "this command; they need a GPU, and none was lent to the run that wrote this file.\n"
 )
