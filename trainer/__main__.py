@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     x.add_argument("--out", required=True)
     x.add_argument("--branch", default="0")
     x.add_argument("--version", default=None)
+    x.add_argument("--name", default=None, help="model name in the spec (default: the checkpoint's)")
     c = sub.add_parser("compare")
     c.add_argument("--config", required=True)
     c.add_argument("--seeds", type=int, nargs="+", default=[0])
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.cmd == "export":
         from trainer.export import export_onnx
 
-        print(json.dumps(export_onnx(args.checkpoint, args.out, args.branch, args.version), indent=2))
+        print(json.dumps(export_onnx(args.checkpoint, args.out, args.branch, args.version, name=args.name), indent=2))
     elif args.cmd == "compare":
         from trainer.compare import compare
 

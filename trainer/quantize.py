@@ -7,6 +7,8 @@ nanodet student from ~4.0 to ~2.7 ms per crop on one thread with the same val AP
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import tempfile
 from pathlib import Path
 
@@ -17,7 +19,8 @@ from posecore.spec import ModelSpec
 from posecore.topdown import normalize_crops, prepare_crops
 from trainer.data import load_coco
 
-QUANT_OPS = ["Conv", "Add", "Resize", "Concat", "Relu", "MaxPool"]
+log = logging.getLogger("trainer.quantize")
+QUANT_OPS = ["Conv", "Add", "Resize", "Concat", "Relu", "Clip", "MaxPool"]  # Clip: MoveNet's ReLU6
 
 
 def quantize_student(src: Path, out: Path, ann_file: Path, image_root: Path, step: int = 20) -> int:
@@ -38,7 +41,15 @@ def quantize_student(src: Path, out: Path, ann_file: Path, image_root: Path, ste
 
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
-        quant_pre_process(str(src), str(pre))
+        # ORT's shape inference leaves scratch files in the working directory: keep them in tmp
+        with contextlib.chdir(tmp):
+            try:
+                quant_pre_process(str(src.resolve()), str(pre))
+            except Exception as e:  # noqa: BLE001 - ORT raises a bare Exception
+                # symbolic shape inference gives up on MoveNet's one-sided pads + dynamic batch; ONNX's own
+                # shape inference (what the skip keeps) is enough for QDQ placement
+                log.info("symbolic shape inference failed (%s): pre-processing with ONNX shape inference only", e)
+                quant_pre_process(str(src.resolve()), str(pre), skip_symbolic_shape=True)
         quantize_qdq(pre, out, [{name: x} for x in crops], QUANT_OPS)
     model, source = onnx.load(str(out)), onnx.load(str(src))
     del model.metadata_props[:]

@@ -15,7 +15,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from trainer.label import LabelConfig, Teacher, agree, label
 from trainer.models import ModelConfig, MultiBranchNet, SingleBranchNet
-from trainer.pretrained import NANODET_ONNX, _stage_outputs, nanodet_encoder
+from trainer.pretrained import MOVENET_ONNX, NANODET_ONNX, _stage_outputs, movenet_parts, nanodet_encoder
 
 
 def test_encoder_matches_the_detector_graph_it_was_cut_from(tmp_path):
@@ -46,6 +46,52 @@ def test_nanodet_student_shapes_and_single_branch(stages):
         assert out.features.shape == (2, 32, 20, 16)  # FAU input: fused stride-8 features
         assert [b[-1].shape for b in out.branches] == [(2, 17, 40, 32)] * 2
         torch.testing.assert_close(SingleBranchNet(net, 1)(x), out.branches[1][-1])
+
+
+def _movenet_keypoint_graph(tmp_path: Path) -> Path:
+    """The converted MoveNet Lightning graph from its uint8 input to its keypoint-heatmap sigmoid."""
+    import onnx.utils
+
+    model = onnx.load(str(MOVENET_ONNX))
+    sigmoid = next(n for n in model.graph.node if n.op_type == "Sigmoid")
+    sub = tmp_path / "kp.onnx"
+    onnx.utils.extract_model(str(MOVENET_ONNX), str(sub), [model.graph.input[0].name], [sigmoid.output[0]])
+    return sub
+
+
+def test_movenet_trunk_and_heatmap_head_match_the_teacher_graph(tmp_path, data_root):
+    """The converter keeps MoveNet's pose-trained weights (incl. TF's one-sided "SAME" stride-2 padding and
+    the FPN's bilinear x2): on a real frame the torch trunk + keypoint head give ONNX Runtime's heatmaps."""
+    sub = _movenet_keypoint_graph(tmp_path)
+    img = cv2.imread(str(sorted((data_root / "images" / "val").glob("*.jpg"))[10]))
+    x = cv2.resize(img[:, :, ::-1], (192, 192)).astype(np.int32)[None]
+    sess = ort.InferenceSession(str(sub), providers=["CPUExecutionProvider"])
+    ref = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    encoder, heads = movenet_parts()
+    assert len(heads) == 4 and heads[0].out.out_channels == 17  # keypoint-heatmap head first
+    t = torch.from_numpy(x.astype(np.float32)).permute(0, 3, 1, 2) / 127.5 - 1
+    with torch.no_grad():
+        got = torch.sigmoid(heads[0].out(heads[0](encoder(t)))).numpy()
+    assert got.shape == ref.shape == (1, 17, 48, 48)
+    assert ref.max() > 0.3  # a person is there: the comparison is not between two empty maps
+    np.testing.assert_allclose(got, ref, atol=1e-4)
+
+
+def test_movenet_student_keeps_the_pretrained_head_on_branch_zero_only():
+    """Branch 0 starts as MoveNet's keypoint head (same heatmaps as the teacher's head); the other branches
+    start from its other head trunks with a new output near an empty heatmap (distinct OKDHP peers)."""
+    net = MultiBranchNet(ModelConfig(arch="movenet", num_branches=3, branch_depths=[1, 1, 1])).eval()
+    encoder, heads = movenet_parts()
+    x = torch.randn(2, 3, 192, 128)
+    with torch.no_grad():
+        out = net(x)
+        teacher = torch.sigmoid(heads[0].out(heads[0](encoder(x))))
+    assert out.features.shape == (2, 24, 48, 32)
+    assert [b[-1].shape for b in out.branches] == [(2, 17, 48, 32)] * 3
+    torch.testing.assert_close(out.branches[0][-1], teacher)
+    assert float(out.branches[1][-1].max()) < 0.05 and float(out.branches[2][-1].max()) < 0.05
+    assert not torch.equal(net.branches[1].trunk.net.convs["n0"].weight, net.branches[2].trunk.net.convs["n0"].weight)
+    torch.testing.assert_close(SingleBranchNet(net, 0)(x), out.branches[0][-1])
 
 
 def fixed_teacher(path: Path, side: int, yxs: np.ndarray) -> Path:

@@ -17,6 +17,7 @@ from posecore.skeleton import COCO17
 from trainer.models.blocks import count_macs, count_params
 from trainer.models.hourglass import HourglassStacks, HourglassStem, StackedBranch
 from trainer.models.litehg import LiteHourglass, LiteStem
+from trainer.models.movenet import MoveNetStem, movenet_branches
 from trainer.models.nanodet import NanoDetBranch, NanoDetStem
 from trainer.models.resnet import ResNetBranch, ResNetStem
 
@@ -25,7 +26,7 @@ __all__ = ["ModelConfig", "MultiBranchNet", "NetOutput", "SingleBranchNet", "cou
 
 @dataclass
 class ModelConfig:
-    arch: str = "litehg"  # litehg | hourglass | resnet | nanodet
+    arch: str = "litehg"  # litehg | hourglass | resnet | nanodet | movenet
     num_keypoints: int = COCO17.num_keypoints
     num_branches: int = 3
     width: int = 32  # litehg: channels at stride 4; hourglass: features; resnet: deconv channels
@@ -94,13 +95,23 @@ class MultiBranchNet(nn.Module):
             self.stem = NanoDetStem(cfg.width, cfg.pretrained_stages, cfg.expand, cfg.shared_blocks)
             branches = [NanoDetBranch(cfg.width, k, d, cfg.expand) for d in cfg.branch_depths]
             self.feature_channels = cfg.width
+        elif cfg.arch == "movenet":
+            stem = MoveNetStem(cfg.shared_blocks)
+            self.stem = stem
+            branches = movenet_branches(stem, k, cfg.branch_depths)
+            self.feature_channels = 24
         else:
-            raise ValueError(f"unknown arch {cfg.arch!r} (litehg | hourglass | resnet | nanodet)")
+            raise ValueError(f"unknown arch {cfg.arch!r} (litehg | hourglass | resnet | nanodet | movenet)")
         self.branches = nn.ModuleList(branches)
         for mod in self.modules():
             # heatmap heads start near zero (as in SimpleBaseline): the first steps fit the targets
             # instead of unlearning unit-scale noise
-            if isinstance(mod, nn.Conv2d) and mod.out_channels == k and mod.kernel_size == (1, 1):
+            if (
+                isinstance(mod, nn.Conv2d)
+                and mod.out_channels == k
+                and mod.kernel_size == (1, 1)
+                and not getattr(mod, "pretrained", False)
+            ):
                 nn.init.normal_(mod.weight, std=1e-3)
                 if mod.bias is not None:
                     nn.init.zeros_(mod.bias)
