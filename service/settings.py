@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from service.options import DetectInterval, KeypointThreshold, MaxPersons, PoseScoreThreshold, Smoothing
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_POSE_MODEL = REPO_ROOT / "models" / "okdhp-nanodet-w64-int8.onnx"
+DEFAULT_POSE_MODEL = REPO_ROOT / "models" / "okdhp-movenet-int8.onnx"
 DEFAULT_DETECTOR_MODEL = REPO_ROOT / "models" / "nanodet-coco-int8.onnx"
 
 

@@ -34,6 +34,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from posecore.runtime import fold_pads_into_convs
 from posecore.spec import DetectorSpec
 
 log = logging.getLogger("convert")
@@ -251,43 +252,6 @@ def tf_to_onnx(graph_def: Any, inputs: list[str], outputs: list[str], opset: int
 
 # --- 3. NanoDet-specific graph surgery --------------------------------------------------------
 NANODET_OUT = ["Identity:0", "Identity_1:0", "Identity_2:0", "Identity_3:0", "Identity_4:0", "Identity_5:0"]
-
-
-def fold_pads_into_convs(model: Any) -> int:
-    """Zero ``Pad`` -> ``Conv`` pairs (how onnx-tf wrote explicit padding) become one padded Conv:
-    28 fewer nodes, and int8 convolutions that quantisation can fuse. Returns how many were folded."""
-    from onnx import helper, numpy_helper
-
-    g = model.graph
-    init = {i.name: numpy_helper.to_array(i) for i in g.initializer}
-    consumers: dict[str, list[Any]] = {}
-    for n in g.node:
-        for i in n.input:
-            consumers.setdefault(i, []).append(n)
-    folded = []
-    for n in g.node:
-        if n.op_type != "Pad" or n.input[1] not in init:
-            continue
-        pads = [int(v) for v in init[n.input[1]]]
-        value = init.get(n.input[2]) if len(n.input) > 2 and n.input[2] else None
-        mode = [a.s for a in n.attribute if a.name == "mode"]
-        users = consumers.get(n.output[0], [])
-        if (value is not None and float(np.ravel(value)[0]) != 0.0) or (mode and mode[0] != b"constant"):
-            continue
-        if len(users) != 1 or users[0].op_type != "Conv" or any(pads[i] for i in (0, 1, 4, 5)):
-            continue
-        conv = users[0]
-        old = [a for a in conv.attribute if a.name == "pads"]
-        cp = list(old[0].ints) if old else [0, 0, 0, 0]
-        for a in old:
-            conv.attribute.remove(a)
-        merged = [cp[0] + pads[2], cp[1] + pads[3], cp[2] + pads[6], cp[3] + pads[7]]
-        conv.attribute.append(helper.make_attribute("pads", merged))
-        conv.input[0] = n.input[0]
-        folded.append(n)
-    for n in folded:
-        g.node.remove(n)
-    return len(folded)
 
 
 def canonical_names(model: Any) -> None:
