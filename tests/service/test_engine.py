@@ -89,10 +89,15 @@ def test_large_jpegs_are_decoded_reduced_with_results_in_image_pixels(engine, da
     iou = box_iou(np.array([p.box for p in a.persons]), np.array([p.box for p in b.persons]))
     matched = iou.max(axis=1) > 0.85
     assert matched.sum() >= 2
-    # a person only one decode returns must be a borderline one (score near the threshold), never a clear one
-    borderline = engine.defaults.pose_score_threshold + 0.1
-    assert all(p.score < borderline for p, m in zip(a.persons, matched, strict=True) if not m)
-    assert all(p.score < borderline for p, m in zip(b.persons, iou.max(axis=0) > 0.85, strict=True) if not m)
+    # the detector sees the frame resampled from 1920 or from 960 px: a person it finds in only one of the two
+    # must be a borderline detection there (confidence near its threshold), never a clear one
+    for answer, others, min_side in ((a, b, 0), (b, a, 960)):
+        decoded = decode_image(jpeg, 10**8, 10**8, min_side)
+        dets = engine.detector(decoded.pixels)
+        boxes = dets.xyxy * np.array([*decoded.scale_xy, *decoded.scale_xy], np.float32)
+        for p in answer.persons:
+            if box_iou(np.array([p.box]), np.array([q.box for q in others.persons])).max() <= 0.85:
+                assert dets.scores[box_iou(np.array([p.box]), boxes).argmax()] < engine.detector.real.score + 0.15
     ka = np.array([p.keypoints for p, m in zip(a.persons, matched, strict=True) if m])[..., :2]
     kb = np.array([p.keypoints for p in b.persons])[iou.argmax(axis=1)[matched]][..., :2]
     both = (ka > 0).all(-1) & (kb > 0).all(-1)
