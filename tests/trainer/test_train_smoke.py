@@ -130,3 +130,53 @@ def test_quantize_keeps_the_spec_and_the_outputs(smoke_run, tmp_path, capsys, da
     # a 2-epoch model's heatmaps are nearly flat, so compare the whole maps, not single extremes
     assert np.corrcoef(ref.ravel(), got.ravel())[0, 1] > 0.9
     assert np.abs(ref - got).mean() < 0.1 * (ref.max() - ref.min())
+
+
+def test_movenet_student_trains_exports_without_pads_and_quantizes(tmp_path, capsys, data_root):
+    """The shipped family end to end on real frames: a few OKDHP steps on the MoveNet trunk, export (the
+    one-sided "SAME" pads folded into the convolutions, torch == ONNX Runtime, RGB [-1, 1] spec and the
+    inherited weights' source in the metadata), then int8 through the symbolic-shape-inference fallback."""
+    import onnx
+
+    from trainer.quantize import quantize_student
+
+    args = [
+        "train",
+        "--config",
+        "trainer/configs/movenet_student.yaml",
+        f"data.root={data_root}",
+        f"train.out_dir={tmp_path}",
+        "train.name=mn",
+        "train.mode=okdhp",
+        "data.max_train=8",
+        "data.max_val=4",
+        "data.extra_train=[]",
+        "augment.background_prob=0",
+        "optim.batch_size=4",
+        "optim.epochs=1",
+        "optim.warmup_iters=1",
+        "train.eval_every=0",
+    ]
+    assert main(args) == 0
+    capsys.readouterr()
+    fp32, int8 = tmp_path / "mn.onnx", tmp_path / "mn-int8.onnx"
+    assert main(["export", "--checkpoint", str(tmp_path / "mn" / "final.pt"), "--out", str(fp32)]) == 0
+    assert json.loads(capsys.readouterr().out)["max_abs_diff"] < 1e-4
+    model = onnx.load(str(fp32))
+    ops = {n.op_type for n in model.graph.node}
+    assert "Pad" not in ops and "Sigmoid" in ops
+    assert any(len(set(a.ints[:2]) | set(a.ints[2:])) > 1 for n in model.graph.node for a in n.attribute
+               if n.op_type == "Conv" and a.name == "pads")  # fmt: skip  # one-sided pads now live in the convs
+    sess = ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"])
+    spec = ModelSpec.from_metadata(sess.get_modelmeta().custom_metadata_map)
+    assert spec.input_wh == (128, 192) and spec.color == "rgb" and spec.mean == (127.5,) * 3
+    assert "MoveNet" in spec.extra["pretrained"] and spec.extra["arch"] == "movenet"
+    out = sess.run(None, {"input": np.zeros((2, 3, 192, 128), np.float32)})[0]
+    assert out.shape == (2, 17, 48, 32) and out.min() >= 0.0 and out.max() <= 1.0  # sigmoid heatmaps
+    from pathlib import Path
+
+    scratch = set(Path.cwd().glob("*.data")) | set(Path.cwd().glob("sym_shape_infer_temp.onnx"))
+    quantize_student(fp32, int8, data_root / "annotations" / "person_keypoints_train.json", data_root / "images", 200)
+    assert {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in onnx.load(str(int8)).graph.node}
+    # ONNX Runtime's shape-inference scratch files stay out of the working directory
+    assert set(Path.cwd().glob("*.data")) | set(Path.cwd().glob("sym_shape_infer_temp.onnx")) == scratch
