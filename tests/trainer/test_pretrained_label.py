@@ -77,10 +77,13 @@ def test_movenet_trunk_and_heatmap_head_match_the_teacher_graph(tmp_path, data_r
     np.testing.assert_allclose(got, ref, atol=1e-4)
 
 
-def test_movenet_student_keeps_the_pretrained_head_on_branch_zero_only():
-    """Branch 0 starts as MoveNet's keypoint head (same heatmaps as the teacher's head); the other branches
-    start from its other head trunks with a new output near an empty heatmap (distinct OKDHP peers)."""
-    net = MultiBranchNet(ModelConfig(arch="movenet", num_branches=3, branch_depths=[1, 1, 1])).eval()
+@pytest.mark.parametrize("shared_blocks", [0, 1])
+def test_movenet_student_keeps_the_pretrained_head_on_branch_zero_only(shared_blocks):
+    """Branch 0 starts as MoveNet's keypoint head (same heatmaps as the teacher's head, also with extra shared
+    blocks, which start as the identity); the other branches start from its other head trunks with a new
+    output near an empty heatmap (distinct OKDHP peers)."""
+    cfg = ModelConfig(arch="movenet", num_branches=3, branch_depths=[1, 1, 1], shared_blocks=shared_blocks)
+    net = MultiBranchNet(cfg).eval()
     encoder, heads = movenet_parts()
     x = torch.randn(2, 3, 192, 128)
     with torch.no_grad():

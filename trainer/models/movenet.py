@@ -26,13 +26,18 @@ class MoveNetStem(nn.Module):
 
         self.encoder, heads = movenet_parts()
         self.pretrained_heads = heads  # handed to the branches by MultiBranchNet (not registered here)
-        # sharing depth: extra shared 3x3 blocks on the features (0 in the shipped recipe)
-        self.shared = nn.Sequential(
-            *[nn.Sequential(nn.Conv2d(24, 24, 3, 1, 1), nn.ReLU(inplace=True)) for _ in range(shared_blocks)]
-        )
+        # sharing depth: extra shared residual 3x3 blocks on the features (0 in the shipped recipe), starting
+        # as the identity so that the pretrained heads still read MoveNet's features
+        self.shared = nn.ModuleList(nn.Conv2d(24, 24, 3, 1, 1) for _ in range(shared_blocks))
+        for conv in self.shared:
+            nn.init.zeros_(conv.weight)
+            nn.init.zeros_(conv.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.shared(self.encoder(x))
+        f = self.encoder(x)
+        for conv in self.shared:
+            f = f + torch.relu(conv(f))
+        return f
 
 
 class MoveNetBranch(nn.Module):
