@@ -95,6 +95,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
                 raise ValueError(f"{key}: expected a bool, got {value!r}")
             return value.lower() in ("true", "1")
         return bool(value)
+    if tp is str and value is None:  # `key=` (or `key:` in YAML) means empty, not the text "None"
+        return ""
     if tp in (int, float, str):
         try:
             return tp(value)

@@ -15,6 +15,8 @@ def test_overrides_and_unknown_keys(tmp_path):
         load_config(bad)
     with pytest.raises(ValueError):
         load_config(None, ["model.width=abc"])
+    # an empty value empties a text setting (it used to become the text "None", a folder that does not exist)
+    assert load_config("trainer/configs/movenet_student.yaml", ["augment.backgrounds="]).augment.backgrounds == ""
 
 
 def test_single_mode_forces_one_branch():
