@@ -3,7 +3,8 @@
 Every arm trains the same student on the same data; for one seed every arm sees the same data order and
 the same augmentation (``TopDownDataset`` draws each sample's augmentation from (seed, epoch, index), the
 loader's shuffle from the seed). Arms: the student alone at equal epochs (the baseline) and at equal
-wall-clock time (epochs scaled by OKDHP's measured time over the baseline's, same seed), OKDHP balanced /
+time (epochs scaled by OKDHP's measured time over the baseline's, same seed: process CPU time where both runs
+recorded it, else wall-clock), OKDHP balanced /
 unbalanced / KD detached from the ensemble, averaging instead of the FAU, FFL, PCL and MCL.
 
 Per arm: the deployed network's val metrics (AP, mean OKS, PCK@0.1; PCL deploys its temporal mean
@@ -68,13 +69,16 @@ def compare(
     rows: list[dict] = []
     for seed in seeds:
         minutes: dict[str, float] = {}
+        cpu: dict[str, float] = {}
         for name in chosen:
             extra = list(VARIANTS[name])
             if name == EQUAL_TIME:
                 if BASELINE not in minutes or REFERENCE not in minutes:
                     log.warning("seed %d: %s needs %s and %s first; skipped", seed, name, BASELINE, REFERENCE)
                     continue
-                ratio = minutes[REFERENCE] / minutes[BASELINE]
+                # CPU time when both runs recorded it (runs sharing the cores unevenly skew wall-clock ratios)
+                cost = cpu if BASELINE in cpu and REFERENCE in cpu else minutes
+                ratio = cost[REFERENCE] / cost[BASELINE]
                 extra.append(f"optim.epochs={max(1, round(base_cfg.optim.epochs * ratio))}")
             cfg = load_config(
                 config, [*overrides, *extra, f"train.seed={seed}", f"train.name=cmp_{slug(name)}_s{seed}"]
@@ -89,6 +93,8 @@ def compare(
                     (run / "RUNNING").unlink(missing_ok=True)
             row = _row(name, seed, run, cfg)
             minutes[name] = row["train_minutes"]
+            if row["train_cpu_minutes"] is not None:
+                cpu[name] = row["train_cpu_minutes"]
             rows.append(row)
             _write(out, rows, config, overrides)
     _write(out, rows, config, overrides)
@@ -129,6 +135,7 @@ def _row(name: str, seed: int, run: Path, cfg) -> dict:  # noqa: ANN001
         "params": count_params(student),
         "gmacs": count_macs(student, (h, w)) / 1e9,
         "train_minutes": res["train_minutes"],
+        "train_cpu_minutes": res.get("train_cpu_minutes"),  # absent in runs written before 2026-12-04
         "epochs": cfg.optim.epochs,
         "input_wh": [w, h],
         "arch": cfg.model.arch,

@@ -43,6 +43,14 @@ def test_compare_runs_every_arm_per_seed_and_resumes(tmp_path, data_root):
     assert all({"AP", "mean_oks", "pck@0.1"} <= set(r["deployed"]) for r in pcl)  # its temporal mean teacher
     okdhp = [r for r in rows if r["mode"] == "okdhp"]
     assert all(r["fau_w_std"] is not None and r["branch_div"] is not None for r in okdhp)
+    # the equal-time arm's epochs follow OKDHP's CPU time over the baseline's (wall-clock is skewed when
+    # runs share the cores unevenly)
+    by = {(r["variant"], r["seed"]): r for r in rows}
+    for s in (0, 1):
+        base, ref, eq = by[(BASELINE, s)], by[("OKDHP balanced", s)], by[(EQUAL_TIME, s)]
+        assert base["train_cpu_minutes"] > 0 and ref["train_cpu_minutes"] > 0
+        ratio = ref["train_cpu_minutes"] / base["train_cpu_minutes"]
+        assert eq["epochs"] == max(1, round(base["epochs"] * ratio))
     table = out.read_text()
     assert "Paired differences" in table and "OKDHP balanced | 2 |" in table
     # a second call reads the finished runs back instead of training them again
