@@ -12,6 +12,7 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -26,7 +27,7 @@ DEFAULTS = [ROOT / "models" / "okdhp-movenet-int8.onnx", ROOT / "models" / "okdh
 LIGHTNING = ROOT / "models" / "teachers" / "movenet-lightning.onnx"
 
 
-def _inputs(path: Path, crops: int) -> tuple[object, list[np.ndarray]]:
+def _inputs(path: Path, crops: int) -> tuple[Any, list[np.ndarray]]:  # (onnxruntime session, inputs)
     sess = open_session(path, "cpu", threads=1)
     val = sorted((DATA / "images" / "val").glob("*.jpg"))[:crops]
     meta = sess.get_modelmeta().custom_metadata_map
@@ -48,13 +49,13 @@ def measure(paths: list[Path], rounds: int = 30, per_round: int = 10) -> list[di
     times: dict[Path, list[float]] = {p: [] for p in paths}
     for sess, xs in runs.values():  # warm-up
         for x in xs:
-            sess.run(None, {sess.get_inputs()[0].name: x})  # type: ignore[attr-defined]
+            sess.run(None, {sess.get_inputs()[0].name: x})
     for _ in range(rounds):
         for p, (sess, xs) in runs.items():
-            name = sess.get_inputs()[0].name  # type: ignore[attr-defined]
+            name = sess.get_inputs()[0].name
             for x in xs:
                 t0 = time.perf_counter()
-                sess.run(None, {name: x})  # type: ignore[attr-defined]
+                sess.run(None, {name: x})
                 times[p].append((time.perf_counter() - t0) * 1e3)
     ref = float(np.median(times[paths[-1]]))
     return [

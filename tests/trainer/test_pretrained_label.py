@@ -68,10 +68,11 @@ def test_movenet_trunk_and_heatmap_head_match_the_teacher_graph(tmp_path, data_r
     sess = ort.InferenceSession(str(sub), providers=["CPUExecutionProvider"])
     ref = sess.run(None, {sess.get_inputs()[0].name: x})[0]
     encoder, heads = movenet_parts()
-    assert len(heads) == 4 and heads[0].out.out_channels == 17  # keypoint-heatmap head first
+    trunk, out = heads[0]
+    assert len(heads) == 4 and out.out_channels == 17  # keypoint-heatmap head first
     t = torch.from_numpy(x.astype(np.float32)).permute(0, 3, 1, 2) / 127.5 - 1
     with torch.no_grad():
-        got = torch.sigmoid(heads[0].out(heads[0](encoder(t)))).numpy()
+        got = torch.sigmoid(out(trunk(encoder(t)))).numpy()
     assert got.shape == ref.shape == (1, 17, 48, 48)
     assert ref.max() > 0.3  # a person is there: the comparison is not between two empty maps
     np.testing.assert_allclose(got, ref, atol=1e-4)
@@ -85,10 +86,11 @@ def test_movenet_student_keeps_the_pretrained_head_on_branch_zero_only(shared_bl
     cfg = ModelConfig(arch="movenet", num_branches=3, branch_depths=[1, 1, 1], shared_blocks=shared_blocks)
     net = MultiBranchNet(cfg).eval()
     encoder, heads = movenet_parts()
+    trunk, out_conv = heads[0]
     x = torch.randn(2, 3, 192, 128)
     with torch.no_grad():
         out = net(x)
-        teacher = torch.sigmoid(heads[0].out(heads[0](encoder(x))))
+        teacher = torch.sigmoid(out_conv(trunk(encoder(x))))
     assert out.features.shape == (2, 24, 48, 32)
     assert [b[-1].shape for b in out.branches] == [(2, 17, 48, 32)] * 3
     torch.testing.assert_close(out.branches[0][-1], teacher)

@@ -20,6 +20,7 @@ from trainer.models.litehg import LiteHourglass, LiteStem
 from trainer.models.movenet import MoveNetStem, movenet_branches
 from trainer.models.nanodet import NanoDetBranch, NanoDetStem
 from trainer.models.resnet import ResNetBranch, ResNetStem
+from trainer.pretrained import movenet_parts
 
 __all__ = ["ModelConfig", "MultiBranchNet", "NetOutput", "SingleBranchNet", "count_macs", "count_params"]
 
@@ -96,9 +97,9 @@ class MultiBranchNet(nn.Module):
             branches = [NanoDetBranch(cfg.width, k, d, cfg.expand) for d in cfg.branch_depths]
             self.feature_channels = cfg.width
         elif cfg.arch == "movenet":
-            stem = MoveNetStem(cfg.shared_blocks)
-            self.stem = stem
-            branches = movenet_branches(stem, k, cfg.branch_depths)
+            encoder, heads = movenet_parts()
+            self.stem = MoveNetStem(encoder, cfg.shared_blocks)
+            branches = movenet_branches(heads, k, cfg.branch_depths)
             self.feature_channels = 24
         else:
             raise ValueError(f"unknown arch {cfg.arch!r} (litehg | hourglass | resnet | nanodet | movenet)")
@@ -110,7 +111,7 @@ class MultiBranchNet(nn.Module):
                 isinstance(mod, nn.Conv2d)
                 and mod.out_channels == k
                 and mod.kernel_size == (1, 1)
-                and not getattr(mod, "pretrained", False)
+                and not getattr(mod, "keep_init", False)
             ):
                 nn.init.normal_(mod.weight, std=1e-3)
                 if mod.bias is not None:

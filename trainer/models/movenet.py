@@ -18,14 +18,13 @@ from torch import nn
 
 
 class MoveNetStem(nn.Module):
-    """(N, 3, H, W) RGB normalised to [-1, 1] -> stride-4 features (N, 24, H/4, W/4)."""
+    """(N, 3, H, W) RGB normalised to [-1, 1] -> stride-4 features (N, 24, H/4, W/4).
 
-    def __init__(self, shared_blocks: int = 0) -> None:
+    ``encoder``: MoveNet's trunk (``trainer.pretrained.movenet_parts``)."""
+
+    def __init__(self, encoder: nn.Module, shared_blocks: int = 0) -> None:
         super().__init__()
-        from trainer.pretrained import movenet_parts
-
-        self.encoder, heads = movenet_parts()
-        self.pretrained_heads = heads  # handed to the branches by MultiBranchNet (not registered here)
+        self.encoder = encoder
         # sharing depth: extra shared residual 3x3 blocks on the features (0 in the shipped recipe), starting
         # as the identity so that the pretrained heads still read MoveNet's features
         self.shared = nn.ModuleList(nn.Conv2d(24, 24, 3, 1, 1) for _ in range(shared_blocks))
@@ -52,11 +51,10 @@ class MoveNetBranch(nn.Module):
         conv = nn.Conv2d(self.embed_channels, num_keypoints, 1)
         if out is not None and out.out_channels == num_keypoints:
             conv.load_state_dict(out.state_dict())
-            conv.pretrained = True  # type: ignore[assignment]  # MultiBranchNet keeps these weights
         else:
             nn.init.normal_(conv.weight, std=1e-3)
             nn.init.constant_(conv.bias, -4.0)  # sigmoid(-4) ~ 0.02: starts near an empty heatmap
-            conv.pretrained = True  # type: ignore[assignment]
+        conv.keep_init = True  # type: ignore[assignment]  # MultiBranchNet's head re-initialisation skips it
         self.head = nn.Sequential(conv, nn.Sigmoid())
 
     def embed(self, f: torch.Tensor) -> torch.Tensor:
@@ -66,16 +64,14 @@ class MoveNetBranch(nn.Module):
         return [self.head(self.embed(f))]
 
 
-def movenet_branches(stem: MoveNetStem, num_keypoints: int, depths: list[int]) -> list[MoveNetBranch]:
+def movenet_branches(
+    heads: list[tuple[nn.Module, nn.Conv2d | None]], num_keypoints: int, depths: list[int]
+) -> list[MoveNetBranch]:
     """One branch per entry of ``depths`` (depth is not used: MoveNet's heads are one block each); branch b
-    starts from head trunk b mod 4, branch 0 from the keypoint-heatmap head with its output."""
+    starts from (a copy of) head trunk b mod 4, branch 0 from the keypoint-heatmap head with its output."""
     import copy
 
-    heads = stem.pretrained_heads
-    del stem.pretrained_heads  # once: the branches own them from here
-    out = []
-    for b in range(len(depths)):
-        h = copy.deepcopy(heads[b % len(heads)])
-        out.append(MoveNetBranch(h, h.out if b == 0 else None, num_keypoints))
-        h.out = None
-    return out
+    return [
+        MoveNetBranch(copy.deepcopy(heads[b % len(heads)][0]), heads[0][1] if b == 0 else None, num_keypoints)
+        for b in range(len(depths))
+    ]
