@@ -38,3 +38,20 @@ def test_bench_quick_runs_and_reports_every_section(tmp_path):
     assert sizes == {"1920": [1088, 1920], "1280": [725, 1280]}
     for name in ("bench_streams.svg", "bench_people.svg"):
         assert (tmp_path / name).read_text().count("<polyline") >= 1
+
+
+def test_student_bench_times_each_model_on_its_own_inputs_against_lightning(tmp_path):
+    """`python -m bench.student`: every student (spec-driven NCHW float crops) and MoveNet Lightning (its own int32
+    NHWC input) timed in one run, ratios against Lightning's median, the JSON written."""
+    import json
+
+    from bench.student import DEFAULTS, main
+
+    out = tmp_path / "s.json"
+    assert main([str(DEFAULTS[0]), "--rounds", "2", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    assert [r["model"] for r in rows] == [DEFAULTS[0].name, "movenet-lightning.onnx"]
+    assert rows[0]["input"] == "3x192x128" and rows[1]["input"] == "192x192x3"
+    assert rows[1]["vs_lightning"] == 1.0 and 0 < rows[0]["ms_p50"] <= rows[0]["ms_p95"]
+    # the ratio of the (unrounded) medians
+    assert abs(rows[0]["vs_lightning"] - rows[0]["ms_p50"] / rows[1]["ms_p50"]) < 0.01
