@@ -10,6 +10,7 @@ import numpy.typing as npt
 
 from posecore.geometry import apply_affine, box_to_center_size, crop_batch, invert_affine
 from posecore.heatmaps import decode, heatmap_to_input, merge_flip
+from posecore.prior import VideoPrior, flip_prior, prior_from_image
 from posecore.skeleton import flip_index
 from posecore.spec import ModelSpec
 
@@ -62,7 +63,7 @@ def person_score(keypoints: npt.ArrayLike, threshold: float) -> F32:
     return np.asarray(mean * n / max(s.shape[1], 1), dtype=np.float32)
 
 
-Predict = Callable[[F32], F32]
+Predict = Callable[..., F32]  # (input, prior maps or None) -> heatmaps; per-frame models take the input alone
 
 
 class TopDown:
@@ -77,13 +78,24 @@ class TopDown:
         self.predict, self.spec, self.flip_test = predict, spec, flip_test
         self.providers: list[str] = []  # where inference runs (ONNX Runtime providers)
         self.flip_perm = flip_index(spec.num_keypoints, spec.flip_pairs)
+        # a video-mode model (``trainer.video``) also takes each person's previous pose (``posecore.prior``)
+        self.prior = VideoPrior.from_spec(spec)
 
     @classmethod
     def from_session(cls, session: Any, spec: ModelSpec, flip_test: bool = False) -> TopDown:
         name = session.get_inputs()[0].name
+        prior = VideoPrior.from_spec(spec)
+        inputs = [i.name for i in session.get_inputs()]
+        if prior is not None and prior.input not in inputs:
+            raise ValueError(f"the spec names a prior input {prior.input!r}, the model's inputs are {inputs}")
 
-        def predict(x: F32) -> F32:
-            return np.asarray(session.run(None, {name: x})[0], dtype=np.float32)
+        def predict(x: F32, prior_maps: F32 | None = None) -> F32:
+            feeds = {name: x}
+            if prior is not None:
+                feeds[prior.input] = (
+                    prior_maps if prior_maps is not None else np.zeros((len(x), spec.num_keypoints, *spec.heatmap_wh[::-1]), np.float32)
+                )
+            return np.asarray(session.run(None, feeds)[0], dtype=np.float32)
 
         runner = cls(predict, spec, flip_test)
         runner.providers = list(session.get_providers())
@@ -96,11 +108,21 @@ class TopDown:
         crops, mats = prepare_crops(image_bgr, boxes_xyxy, self.spec)
         return normalize_crops(crops, self.spec), mats
 
-    def infer(self, x: F32) -> F32:
+    def priors(self, previous: npt.ArrayLike, image_to_crop: npt.NDArray[np.float64]) -> F32 | None:
+        """Previous poses (N, K, 3) in the crops' image pixels (zero scores: none) -> the prior input; None
+        for a per-frame model."""
+        return None if self.prior is None else prior_from_image(previous, image_to_crop, self.spec, self.prior)
+
+    def infer(self, x: F32, prior_maps: F32 | None = None) -> F32:
+        if self.prior is None and prior_maps is not None:
+            raise ValueError(f"{self.spec.name} is a per-frame model: it takes no previous poses")
+        extra = () if prior_maps is None else (prior_maps,)
         if not self.flip_test:
-            return self.predict(x)
+            return self.predict(x, *extra)
         n = len(x)
-        hm = self.predict(np.concatenate([x, np.ascontiguousarray(x[..., ::-1])]))
+        if prior_maps is not None:
+            extra = (np.concatenate([prior_maps, flip_prior(prior_maps, self.flip_perm)]),)
+        hm = self.predict(np.concatenate([x, np.ascontiguousarray(x[..., ::-1])]), *extra)
         return merge_flip(hm[:n], hm[n:], self.flip_perm)
 
     def postprocess(self, heatmaps: F32, image_to_crop: npt.NDArray[np.float64]) -> F32:
@@ -111,9 +133,13 @@ class TopDown:
             kps[bad] = 0.0
         return kps
 
-    def __call__(self, image_bgr: npt.NDArray[np.uint8], boxes_xyxy: npt.ArrayLike) -> F32:
+    def __call__(
+        self, image_bgr: npt.NDArray[np.uint8], boxes_xyxy: npt.ArrayLike, previous: npt.ArrayLike | None = None
+    ) -> F32:
+        """Keypoints (N, K, 3) in image pixels; ``previous``: each person's last pose (video models only)."""
         boxes = np.asarray(boxes_xyxy, dtype=np.float32).reshape(-1, 4)
         if len(boxes) == 0:
             return np.zeros((0, self.spec.num_keypoints, 3), np.float32)
         x, mats = self.preprocess(image_bgr, boxes)
-        return self.postprocess(self.infer(x), mats)
+        prior_maps = None if previous is None else self.priors(previous, mats)
+        return self.postprocess(self.infer(x, prior_maps), mats)

@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from posecore.geometry import clip_boxes
+from posecore.oks import box_iou
 from posecore.runtime import GPU_PROVIDERS, ModelLoadError
 from posecore.skeleton import skeleton_for
 from posecore.topdown import TopDown, person_score
@@ -96,8 +97,16 @@ class Engine:
         detector: Detector,
         pose: TopDown,
         tracker: TrackerConfig | None = None,
+        video: TopDown | None = None,
     ):
         self.detector, self.pose, self.tracker_config = detector, pose, tracker or TrackerConfig()
+        if video is not None and video.prior is None:
+            raise ModelLoadError(f"video model {video.spec.name} has no previous-pose input (spec extra 'video')")
+        if settings.video_mode and video is None:
+            raise ModelLoadError("POSE_VIDEO_MODE is on but no video model is loaded (POSE_VIDEO_MODEL)")
+        if video is not None and video.spec.keypoint_names != pose.spec.keypoint_names:
+            raise ModelLoadError(f"video model {video.spec.name} and pose model {pose.spec.name} differ in keypoints")
+        self.video = video
         try:
             sk = skeleton_for(pose.spec.keypoint_names)
             self.sigmas, self.torso = sk.sigmas, sk.torso
@@ -120,22 +129,21 @@ class Engine:
         self.draining = asyncio.Event()
         # one token per executor thread: callers hold one while their frame runs (``worker``)
         self._workers = asyncio.Semaphore(settings.workers)
-        s = pose.spec
-        self.info = ModelInfo(
-            name=s.name,
-            version=s.version,
-            input_wh=s.input_wh,
-            keypoints=list(s.keypoint_names),
-            skeleton=list(s.limbs),
-            detector=detector.name,
-        )
+        self.info = model_info(pose, detector.name)
+        self.video_info = model_info(video, detector.name) if video is not None else None
 
     @classmethod
-    def load(cls, settings: Settings, detector: Detector | None = None, pose: TopDown | None = None) -> Engine:
+    def load(
+        cls, settings: Settings, detector: Detector | None = None, pose: TopDown | None = None,
+        video: TopDown | None = None,
+    ) -> Engine:  # fmt: skip
         """Load the models ``settings`` name (fails loudly, naming the file) unless given, check the
         providers, warm up."""
         if pose is None:
             pose = load_pose_model(settings.pose_model, settings.providers, settings.threads, settings.flip_test)
+        if video is None and settings.video_model:
+            video = load_pose_model(settings.video_model, settings.providers, settings.threads, settings.flip_test)
+            log.info("video model: %s %s (%s)", video.spec.name, video.spec.version, settings.video_model)
         if detector is None:
             detector = build_detector(DetectorConfig.from_settings(settings))
         log.info("pose model: %s %s (%s) on %s", pose.spec.name, pose.spec.version, settings.pose_model, pose.providers)
@@ -148,7 +156,7 @@ class Engine:
             }
             if on_cpu:
                 raise ModelLoadError(f"POSE_REQUIRE_GPU is set but no GPU provider is active: {on_cpu}")
-        engine = cls(settings, detector, pose)
+        engine = cls(settings, detector, pose, video=video)
         engine.warmup()
         return engine
 
@@ -161,7 +169,10 @@ class Engine:
 
     def warmup(self) -> None:
         img = np.zeros((240, 320, 3), np.uint8)
-        self.pose(img, np.array([[100, 40, 200, 220]], np.float32))
+        box = np.array([[100, 40, 200, 220]], np.float32)
+        kps = self.pose(img, box)
+        if self.video is not None:
+            self.video(img, box, kps)
         self.detector(img)
 
     def worker(self) -> asyncio.Semaphore:
@@ -235,15 +246,26 @@ class Engine:
         xyxy, det_scores = dets.xyxy[order], dets.scores[order]
         followed = [followed[i] for i in order] if followed else []
         clock.lap("detect")
-        # 3. one batched pose call for every crop
-        k = self.pose.spec.num_keypoints
+        # 3. one batched pose call for every crop (video mode: with each tracked person's previous pose)
+        video = stream is not None and opts.video_mode and self.video is not None
+        runner = self.video if video and self.video is not None else self.pose
+        k = runner.spec.num_keypoints
         kps = np.zeros((0, k, 3), np.float32)
+        priors = 0
         if len(xyxy):
-            x, mats = self.pose.preprocess(image, xyxy * to_px)
-            clock.lap("crop")
-            heatmaps = self.batcher(x) if self.batcher is not None else self.pose.infer(x)
+            x, mats = runner.preprocess(image, xyxy * to_px)
+            if video and stream is not None:
+                previous = self._previous_poses(stream.tracker, followed, xyxy, clock.arrived, runner)
+                priors = int((previous[..., 2] > 0).any(axis=1).sum())
+                previous[..., 0] /= sx  # image pixels -> the decoded pixels the crops come from
+                previous[..., 1] /= sy
+                clock.lap("crop")
+                heatmaps = runner.infer(x, runner.priors(previous, mats))
+            else:
+                clock.lap("crop")
+                heatmaps = self.batcher(x) if self.batcher is not None else self.pose.infer(x)
             clock.lap("pose")
-            kps = self.pose.postprocess(heatmaps, mats)
+            kps = runner.postprocess(heatmaps, mats)
             kps[..., 0] *= sx
             kps[..., 1] *= sy
         else:
@@ -291,6 +313,8 @@ class Engine:
             persons=persons(poses, ids, opts.keypoint_threshold),
             detector_ran=detector_ran,
             timings_ms=clock.timings(),
+            pose_model=f"{runner.spec.name} {runner.spec.version}",
+            video_priors=priors,
         )
 
     def _follow(self, tracker: PoseFlowTracker, tracks: list[Track], now: float, wh: tuple[int, int]) -> Detections:
@@ -298,8 +322,42 @@ class Engine:
         boxes = clip_boxes(tracker.predict(tracks, now)[0], wh).astype(np.float32)
         return Detections(boxes, np.array([t.det_score for t in tracks], np.float32))
 
+    def _previous_poses(
+        self, tracker: PoseFlowTracker, followed: list[Track], xyxy: npt.NDArray[np.float32], now: float,
+        runner: TopDown,
+    ) -> npt.NDArray[np.float32]:  # fmt: skip
+        """Each crop's previous pose (N, K, 3) in image pixels, zeros where there is none: on a skip frame the
+        followed track's; on a detector frame the recent track whose predicted box overlaps the detection
+        most (IoU >= 0.3, one detection per track). Poses older than the model's ``max_age_s`` are not used."""
+        assert runner.prior is not None
+        out = np.zeros((len(xyxy), runner.spec.num_keypoints, 3), np.float32)
+        max_age = runner.prior.max_age_s
+        if followed:
+            for i, t in enumerate(followed):
+                if now - t.last_time <= max_age:
+                    out[i] = t.keypoints
+            return out
+        recent = [t for t in tracker.tracks if now - t.last_time <= max_age]
+        if not recent or not len(xyxy):
+            return out
+        iou = box_iou(xyxy, tracker.predict(recent, now)[0])
+        for _ in range(min(len(xyxy), len(recent))):
+            i, j = np.unravel_index(int(np.argmax(iou)), iou.shape)
+            if iou[i, j] < 0.3:
+                break
+            out[i] = recent[j].keypoints
+            iou[i, :] = -1.0
+            iou[:, j] = -1.0
+        return out
+
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=False)
+
+
+def model_info(model: TopDown, detector: str) -> ModelInfo:
+    s = model.spec
+    return ModelInfo(name=s.name, version=s.version, input_wh=s.input_wh, keypoints=list(s.keypoint_names),
+                     skeleton=list(s.limbs), detector=detector)  # fmt: skip
 
 
 def persons(poses: Poses, ids: npt.NDArray[np.int64] | None, keypoint_threshold: float) -> list[Person]:

@@ -21,6 +21,13 @@ DetectInterval = Annotated[
     int, Field(ge=1, le=300, description="streams: run the detector every k-th frame, follow the tracks in between")
 ]
 Smoothing = Annotated[bool, Field(description="streams: One-Euro smoothing of the returned keypoints")]
+VideoMode = Annotated[
+    bool,
+    Field(
+        description="streams: run the video model (POSE_VIDEO_MODEL), which also reads each tracked person's previous "
+        "pose; persons without a recent one get its first-frame path. Off by default: docs/video.md"
+    ),
+]
 
 
 class _Defaults(Protocol):
@@ -29,6 +36,7 @@ class _Defaults(Protocol):
     max_persons: int
     detect_interval: int
     smoothing: bool
+    video_mode: bool
 
 
 class Options(BaseModel):
@@ -40,6 +48,7 @@ class Options(BaseModel):
     max_persons: MaxPersons
     detect_interval: DetectInterval
     smoothing: Smoothing
+    video_mode: VideoMode
 
     @classmethod
     def from_settings(cls, s: _Defaults) -> Options:
@@ -59,6 +68,7 @@ class OptionsUpdate(BaseModel):
     max_persons: MaxPersons | None = None
     detect_interval: DetectInterval | None = None
     smoothing: Smoothing | None = None
+    video_mode: VideoMode | None = None
 
     def changes(self) -> dict[str, Any]:
         """The option fields set (subclasses may carry other fields: those are not options)."""

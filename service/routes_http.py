@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Security
 from fastapi.responses import PlainTextResponse
 from fastapi.security import APIKeyHeader
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from service.engine import BoxError, Engine
@@ -171,6 +171,8 @@ class Ready(BaseModel):
     status: Literal["ready"] = "ready"
     detector: str
     pose_model: ModelInfo
+    video_model: ModelInfo | None = Field(None, description="the video-mode model, if one is loaded")
+    video_mode_default: bool = Field(description="whether streams use the video model unless they say otherwise")
     providers: list[str]
     active_streams: int
     uptime_s: float
@@ -194,6 +196,8 @@ async def ready(request: Request) -> Ready:
     return Ready(
         detector=engine.detector.name,
         pose_model=engine.info,
+        video_model=engine.video_info,
+        video_mode_default=engine.defaults.video_mode,
         providers=engine.providers,
         active_streams=engine.limiter.total,
         uptime_s=round(time.time() - engine.started, 1),

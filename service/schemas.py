@@ -60,6 +60,14 @@ class FrameAnswer(BaseModel):
     persons: list[Person]
     detector_ran: bool
     timings_ms: Timings
+    pose_model: str = Field(
+        "", description="name and version of the pose model that ran on this frame (the video model on video-mode "
+        "stream frames, else the per-frame student)"
+    )
+    video_priors: int = Field(
+        0, description="video mode: persons whose crop was given their track's previous pose (the others ran the "
+        "video model's first-frame path)"
+    )
 
 
 class PoseResponse(FrameAnswer):

@@ -8,11 +8,12 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from service.options import DetectInterval, KeypointThreshold, MaxPersons, PoseScoreThreshold, Smoothing
+from service.options import DetectInterval, KeypointThreshold, MaxPersons, PoseScoreThreshold, Smoothing, VideoMode
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_POSE_MODEL = REPO_ROOT / "models" / "okdhp-movenet-int8.onnx"
 DEFAULT_DETECTOR_MODEL = REPO_ROOT / "models" / "nanodet-coco-int8.onnx"
+DEFAULT_VIDEO_MODEL = REPO_ROOT / "models" / "okdhp-movenet-video-int8.onnx"
 
 
 class Settings(BaseSettings):
@@ -23,6 +24,9 @@ class Settings(BaseSettings):
     log_level: str = "info"
 
     pose_model: Path = DEFAULT_POSE_MODEL
+    # video mode (streams that ask for it, or all with video_mode=true): a model with a previous-pose input
+    # (`python -m trainer video`); empty = none (a stream asking for video mode then gets an error)
+    video_model: str = str(DEFAULT_VIDEO_MODEL)
     # detector: auto = what the file says it is (an ONNX with a NanoDet spec in its metadata ->
     # NanoDet, any other ONNX -> Ultralytics YOLO export, .pt -> Ultralytics); HOG only when the
     # file is missing (logged as an error) or when asked for
@@ -47,6 +51,7 @@ class Settings(BaseSettings):
     pose_score_threshold: PoseScoreThreshold = 0.3
     max_persons: MaxPersons = 20
     smoothing: Smoothing = True
+    video_mode: VideoMode = False  # off: video mode did not beat the per-frame student (docs/video.md)
     flip_test: bool = False
 
     max_image_bytes: int = Field(8 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)

@@ -130,6 +130,8 @@ class StreamSession:
         elif msg.type == "reset":
             self.state = self.engine.new_stream()
             await self.send(Ack(type="reset_ack"))
+        elif msg.video_mode and self.engine.video is None:
+            await self.send(StreamError(error="video_mode: this server has no video model (POSE_VIDEO_MODEL)"))
         else:
             self.options = self.options.updated(msg)  # a new object; frames already received keep theirs
             await self.send(Ack(type="config_ack", config=self.options))

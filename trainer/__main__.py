@@ -15,7 +15,9 @@ python -m trainer compare  --config trainer/configs/X.yaml --seeds 0 1 [--out do
 python -m trainer card     --onnx models/X.onnx [--out models/X.card.json]   # held-out metrics + latency
 python -m trainer peers    --onnx models/X.onnx [--served]   # students vs MoveNet teachers, bootstrap CIs
 python -m trainer quantize --onnx models/X.onnx --out models/X-int8.onnx   # static int8, spec kept
-python -m trainer label    VIDEOS/IMAGES --out DIR [--every N]   # teacher labels as COCO keypoints json
+python -m trainer label    VIDEOS/IMAGES --out DIR [--every N] [--frames N]   # teacher labels as COCO json
+python -m trainer video    --config trainer/configs/video.yaml [section.key=value ...]   # DKD-style video mode
+python -m trainer export-video --checkpoint runs/X/final.pt --out models/X.onnx [--name NAME]
 """
 
 
@@ -65,7 +67,15 @@ def main(argv: list[str] | None = None) -> int:
     lb.add_argument("inputs", nargs="+", help="video files, image files or folders")
     lb.add_argument("--out", required=True)
     lb.add_argument("--every", type=int, default=1, help="label every n-th video frame")
+    lb.add_argument("--frames", type=int, default=0, help="only each video's first N frames (0: all)")
     lb.add_argument("--max-side", type=int, default=800, help="saved frames' long side")
+    vd = sub.add_parser("video", help="train the video mode (previous-pose kernel distillator)")
+    vd.add_argument("--config", default=None)
+    vd.add_argument("overrides", nargs="*")
+    vx = sub.add_parser("export-video", help="export a video-mode run (two inputs) or its control (one)")
+    vx.add_argument("--checkpoint", required=True)
+    vx.add_argument("--out", required=True)
+    vx.add_argument("--name", default=None)
     args = p.parse_args(argv)
     if args.cmd is None:
         print(USAGE, file=sys.stderr)
@@ -128,7 +138,16 @@ def main(argv: list[str] | None = None) -> int:
 
         from trainer.label import label
 
-        print(json.dumps(label([Path(i) for i in args.inputs], Path(args.out), args.every, args.max_side), indent=2))
+        inputs = [Path(i) for i in args.inputs]
+        print(json.dumps(label(inputs, Path(args.out), args.every, args.max_side, frames=args.frames), indent=2))
+    elif args.cmd == "video":
+        from trainer.video import load_video_config, train_video
+
+        print(train_video(load_video_config(args.config, args.overrides)))
+    elif args.cmd == "export-video":
+        from trainer.video import export_video_onnx
+
+        print(json.dumps(export_video_onnx(args.checkpoint, args.out, args.name), indent=2))
     return 0
 
 

@@ -71,17 +71,31 @@ def export_onnx(
     extra.update(card or {})
     spec = ModelSpec(**{**spec.__dict__, "name": name or spec.name, "version": version or spec.version, "extra": extra})
 
+    save_onnx(student, {"input": torch.zeros(1, 3, h, w)}, spec, out, opset)
+    diff = parity(student, out, (h, w))
+    report = {"out": str(out), "branch": b, "params": params, "gmacs": macs / 1e9, "max_abs_diff": diff}
+    log.info("exported %s", report)
+    if diff >= 1e-4:
+        raise RuntimeError(f"torch vs ONNX Runtime outputs differ by {diff:.2e} (>= 1e-4)")
+    return report
+
+
+def save_onnx(
+    module: torch.nn.Module, inputs: dict[str, torch.Tensor], spec: ModelSpec, out: str | Path, opset: int = 17
+) -> None:
+    """Export ``module`` (inputs by name, dynamic batch, output ``heatmaps``) with ``spec`` in the metadata,
+    TF-style one-sided pads folded into their convolutions."""
     buf = io.BytesIO()
-    dummy = torch.zeros(1, 3, h, w)
+    names = list(inputs)
     torch.onnx.export(
-        student,
-        (dummy,),
+        module,
+        tuple(inputs.values()),
         buf,
         dynamo=False,
         opset_version=opset,
-        input_names=["input"],
+        input_names=names,
         output_names=["heatmaps"],
-        dynamic_axes={"input": {0: "batch"}, "heatmaps": {0: "batch"}},
+        dynamic_axes={n: {0: "batch"} for n in [*names, "heatmaps"]},
     )
     proto = onnx.load_from_string(buf.getvalue())
     for k, v in spec.to_metadata().items():
@@ -99,13 +113,6 @@ def export_onnx(
         log.info("folded %d Pad nodes into their convolutions", fold_pads_into_convs(folded))
         onnx.checker.check_model(folded)
         onnx.save(folded, out)
-
-    diff = parity(student, out, (h, w))
-    report = {"out": str(out), "branch": b, "params": params, "gmacs": macs / 1e9, "max_abs_diff": diff}
-    log.info("exported %s", report)
-    if diff >= 1e-4:
-        raise RuntimeError(f"torch vs ONNX Runtime outputs differ by {diff:.2e} (>= 1e-4)")
-    return report
 
 
 def parity(student: torch.nn.Module, onnx_path: str | Path, input_hw: tuple[int, int], batch: int = 3) -> float:

@@ -108,16 +108,19 @@ def agree(a: np.ndarray, b: np.ndarray, box_xyxy: np.ndarray, cfg: LabelConfig) 
     return out
 
 
-def frames_of(inputs: list[Path], every: int):  # noqa: ANN201 - generator of (source, index, image)
+def frames_of(inputs: list[Path], every: int, frames: int = 0):  # noqa: ANN201 - generator of (source, index, image)
+    """(source, frame index or -1 for an image, image); ``frames`` > 0: only each video's first ``frames`` frames."""
     for p in inputs:
         if p.is_dir():
-            yield from frames_of(sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_EXT | VIDEO_EXT), every)
+            yield from frames_of(
+                sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_EXT | VIDEO_EXT), every, frames
+            )
         elif p.suffix.lower() in VIDEO_EXT:
             cap = cv2.VideoCapture(str(p))
             i = 0
             while True:
                 ok, img = cap.read()
-                if not ok:
+                if not ok or (frames and i >= frames):
                     break
                 if i % every == 0:
                     yield p, i, img
@@ -132,7 +135,14 @@ def frames_of(inputs: list[Path], every: int):  # noqa: ANN201 - generator of (s
             raise SystemExit(f"{p}: not a video, image or folder")
 
 
-def label(inputs: list[Path], out: Path, every: int = 1, max_side: int = 800, cfg: LabelConfig | None = None) -> dict:
+def label(
+    inputs: list[Path],
+    out: Path,
+    every: int = 1,
+    max_side: int = 800,
+    cfg: LabelConfig | None = None,
+    frames: int = 0,
+) -> dict:
     from service.nanodet import NanoDetDetector
     from service.tracker import PoseFlowTracker
 
@@ -142,7 +152,7 @@ def label(inputs: list[Path], out: Path, every: int = 1, max_side: int = 800, cf
     (out / "images").mkdir(parents=True, exist_ok=True)
     images, anns = [], []
     trackers: dict[Path, PoseFlowTracker] = {}
-    for src, idx, img in frames_of(inputs, every):
+    for src, idx, img in frames_of(inputs, every, frames):
         cfg.count("frames")
         r = min(1.0, max_side / max(img.shape[:2]))
         small = cv2.resize(img, (round(img.shape[1] * r), round(img.shape[0] * r))) if r < 1 else img
