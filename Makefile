@@ -9,7 +9,7 @@ PIP_FLAGS := --disable-pip-version-check -q
 
 CONVERT_VENV := .venv-convert
 
-.PHONY: serve test lint typecheck pytest bench reliability system-deps clean models teachers training-data
+.PHONY: serve test lint typecheck pytest bench reliability system-deps clean models teachers training-data video-data
 
 $(SERVE_VENV)/.stamp: pyproject.toml
 	$(PY) -m venv $(SERVE_VENV)
@@ -88,6 +88,11 @@ training-data: $(DEV_VENV)/.stamp teachers
 	$(DEV_VENV)/bin/python -m trainer label $(DOC_DATA)/basketball1.png $(DOC_DATA)/basketball2.png $(DOC_DATA)/messi5.jpg \
 	  /usr/share/darknet/data/person.jpg /usr/share/darknet/data/kite.jpg --out data/misc
 	$(DEV_VENV)/bin/python -m trainer label $(DOC_DATA)/vtest.avi --every 5 --out data/vtest
+
+# Every frame of vtest.avi's first 300 (1931 persons, 10 fps), Thunder-labelled: the unseen-scene sequence of
+# `python -m bench.video` (never trained on). Needs `make teachers` and opencv-doc (see training-data).
+video-data: $(DEV_VENV)/.stamp teachers
+	$(DEV_VENV)/bin/python -m trainer label $(DOC_DATA)/vtest.avi --frames 300 --out data/vtest_seq
 
 clean:
 	rm -rf $(SERVE_VENV) $(DEV_VENV) $(CONVERT_VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -9,7 +9,9 @@ than the prior's ``max_age_s``) gets an empty prior. Arms:
   prior (the per-frame student of the same cost: the video model minus its distillator);
 - ``video`` (no adversarial term) and ``video+adv`` (temporally adversarial term on);
 - (b) the shipped per-frame student (``models/okdhp-movenet-int8.onnx``);
-- (c) the shipped student with the service's One-Euro smoothing (its default parameters).
+- (c) the shipped student with the service's One-Euro smoothing (its default parameters);
+- ``shipped video``: the int8 video model the service's ``video_mode`` runs
+  (``models/okdhp-movenet-video-int8.onnx``, seed 0 of ``video``), for its accuracy and cost beside (b).
 
 Clips: realpose-lab val (``pose2sim_multi_cam03``, 60 fps, every 2nd frame = a 30 fps stream) and the own
 unseen scene ``data/vtest_seq`` (opencv-doc's vtest.avi, 10 fps, every frame, MoveNet Thunder labels;
@@ -50,6 +52,7 @@ from posecore.topdown import heatmaps_to_image, normalize_crops, prepare_crops
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "realpose-lab"
 SHIPPED = ROOT / "models" / "okdhp-movenet-int8.onnx"
+SHIPPED_VIDEO = ROOT / "models" / "okdhp-movenet-video-int8.onnx"
 CONFIG = "trainer/configs/video.yaml"
 ARMS = {  # trained arm -> overrides of trainer/configs/video.yaml
     "control": ["video.use_prior=false"],
@@ -168,8 +171,8 @@ def _scale(a: dict) -> float:
 
 def measure(preds: dict[int, np.ndarray], gt: dict, frames: list[Frame], clip: Clip) -> dict[str, Any]:
     """Metrics of one arm on one clip, with per-frame values for the bootstrap."""
-    from trainer.peers import oks_ap
     from posecore.topdown import person_score
+    from trainer.peers import oks_ap
 
     dets, oks_by_frame = [], defaultdict(list)
     by_track: dict[int, dict[int, dict]] = defaultdict(dict)
@@ -259,8 +262,28 @@ def run_name(arm: str, seed: int) -> str:
     return f"{RUNS[arm]}_s{seed}"
 
 
+STUDENT = "trainer/configs/movenet_student.yaml"  # trains runs/movenet_single/final.pt, every arm's init
+
+
+def check_data() -> None:
+    """The teacher-labelled data the runs and clips need, with the command that makes each."""
+    need = {"data/misc": "make training-data", "data/vtest_seq": "make video-data"}
+    missing = [f"{d} ({cmd})" for d, cmd in need.items() if not (ROOT / d / "annotations.json").is_file()]
+    if missing:
+        raise SystemExit("missing labelled data: " + ", ".join(missing))
+
+
 def train_missing(seeds: list[int], parallel: int = 2) -> None:
-    """Train and export every (arm, seed) run that has no model.onnx yet, ``parallel`` 1-thread runs at a time."""
+    """Train and export every (arm, seed) run that has no model.onnx yet, ``parallel`` 1-thread runs at a time;
+    first the per-frame student they all start from, if it is missing (about 20 minutes on one thread)."""
+    (ROOT / "runs").mkdir(exist_ok=True)
+    if not (ROOT / "runs" / "movenet_single" / "final.pt").is_file():
+        print("training the per-frame student first: runs/movenet_single.log", flush=True)
+        with open(ROOT / "runs" / "movenet_single.log", "w") as log:
+            rc = subprocess.call([sys.executable, "-m", "trainer", "train", "--config", STUDENT, "run.threads=1"],
+                                 cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+        if rc:
+            raise SystemExit(f"training the per-frame student failed (rc {rc}): see runs/movenet_single.log")
     todo = [(a, s) for s in seeds for a in ARMS if not (ROOT / "runs" / run_name(a, s) / "model.onnx").is_file()]
     procs: list[subprocess.Popen] = []
     while todo or procs:
@@ -341,6 +364,7 @@ def render(result: dict) -> str:
                      .format(clip["label_jitter"]))  # fmt: skip
         lines.append("|---|---|---|---|---|---|---|")
         for arm, rows in clip["arms"].items():
+
             def mean(k: str, rows: list[dict] = rows) -> float:
                 return float(np.mean([r[k] for r in rows]))
 
@@ -353,7 +377,7 @@ def render(result: dict) -> str:
                   "seeds; [bootstrap 95 % over frames]", ""]  # fmt: skip
         lines.append("| arm | " + " | ".join(f"Δ {label}" for _, label, _ in METRICS) + " |")
         lines.append("|---|" + "---|" * len(METRICS))
-        for arm, rows in clip["arms"].items():
+        for arm in clip["arms"]:
             if arm not in ARMS or arm == "control":
                 continue
             cells = []
@@ -384,9 +408,19 @@ def verdict(result: dict) -> str:
             jit_loss |= p["jitter"][1] > 0 and b["jitter"][0] > 0
         wins[arm] = acc_win and jit_win
         cost = result["cost"][arm] / result["cost"]["control"]
-        acc = "higher (interval above 0 on every clip)" if acc_win else ("lower on some clip" if acc_loss else "not shown different")
-        jit = "lower (interval below 0 on every clip)" if jit_win else ("higher on some clip" if jit_loss else "not shown different")
-        out.append(f"- **{arm}** vs the per-frame control: accuracy (mean OKS) {acc}; jitter {jit}; cost {cost:.2f}x per crop.")
+        acc = (
+            "higher (interval above 0 on every clip)"
+            if acc_win
+            else ("lower on some clip" if acc_loss else "not shown different")
+        )
+        jit = (
+            "lower (interval below 0 on every clip)"
+            if jit_win
+            else ("higher on some clip" if jit_loss else "not shown different")
+        )
+        out.append(
+            f"- **{arm}** vs the per-frame control: accuracy (mean OKS) {acc}; jitter {jit}; cost {cost:.2f}x per crop."
+        )
     best = [a for a, w in wins.items() if w]
     out.append("")
     out.append(
@@ -401,9 +435,13 @@ def verdict(result: dict) -> str:
 
 
 def evaluate(seeds: list[int]) -> dict:
-    arms: dict[str, list[Arm]] = {a: [Arm(a, ROOT / "runs" / run_name(a, s) / "model.onnx") for s in seeds] for a in ARMS}
+    arms: dict[str, list[Arm]] = {
+        a: [Arm(a, ROOT / "runs" / run_name(a, s) / "model.onnx") for s in seeds] for a in ARMS
+    }
     arms["shipped"] = [Arm("shipped", SHIPPED)]
     arms["shipped + One-Euro"] = [Arm("shipped + One-Euro", SHIPPED, smooth=True)]
+    if SHIPPED_VIDEO.is_file():  # what the service's video_mode runs, for its cost beside (b)
+        arms["shipped video"] = [Arm("shipped video", SHIPPED_VIDEO)]
     result: dict[str, Any] = {"seeds": seeds, "clips": [], "cost": {}}
     for name, group in arms.items():  # alternating would be fairer; the same crop and thread count for all
         result["cost"][name] = float(np.median([cost_ms(a) for a in group]))
@@ -418,8 +456,13 @@ def evaluate(seeds: list[int]) -> dict:
         ctrl = entry["arms"]["control"]
         for arm in [a for a in ARMS if a != "control"]:
             rows = entry["arms"][arm]
-            entry["paired"][arm] = {k: paired([r[k] - c[k] for r, c in zip(rows, ctrl, strict=True)]) for k, _, _ in METRICS}
-            entry["boot"][arm] = {"mOKS": bootstrap_diff(rows, ctrl, "oks"), "jitter": bootstrap_diff(rows, ctrl, "jitter")}
+            entry["paired"][arm] = {
+                k: paired([r[k] - c[k] for r, c in zip(rows, ctrl, strict=True)]) for k, _, _ in METRICS
+            }
+            entry["boot"][arm] = {
+                "mOKS": bootstrap_diff(rows, ctrl, "oks"),
+                "jitter": bootstrap_diff(rows, ctrl, "jitter"),
+            }
         result["clips"].append(entry)
     result["verdict"] = verdict(result)
     return result
@@ -431,6 +474,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train", action="store_true", help="train and export the missing runs first")
     p.add_argument("--out", default="docs/video", help="writes OUT.md and OUT.json")
     a = p.parse_args(argv)
+    check_data()
     if a.train:
         train_missing(a.seeds)
     result = evaluate(a.seeds)

@@ -171,6 +171,7 @@ class Stream:
         self.url, self.api_key, self.config = url, api_key, config
         self.ws: Any = None
         self.hello: dict[str, Any] = {}
+        self.config_ack: dict[str, Any] = {}  # the server's answer to ``config`` (the options now in force)
 
     async def __aenter__(self) -> Stream:
         import websockets
@@ -189,8 +190,13 @@ class Stream:
         self.hello = json.loads(await self.ws.recv())
         if self.hello.get("type") == "error":
             raise PoseServiceError(self.hello.get("error", "refused"))
-        if self.config:
+        if self.config:  # applied before the first frame; a refused option stops here, not frames later
             await self.ws.send(json.dumps({"type": "config", **self.config}))
+            answer = json.loads(await asyncio.wait_for(self.ws.recv(), 30))
+            self.config_ack = answer
+            if answer.get("type") != "config_ack":
+                await self.ws.close()
+                raise PoseServiceError(f"stream config refused: {answer.get('error', answer)}")
         return self
 
     async def __aexit__(self, *exc: object) -> None:

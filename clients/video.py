@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--url", default="http://localhost:8000")
     p.add_argument("--realtime", action="store_true")
     p.add_argument("--detect-interval", type=int, default=None)
+    p.add_argument("--video-mode", action="store_true", help="ask for the server's video model (docs/video.md)")
     add_sending_args(p)
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -35,7 +36,9 @@ def main(argv: list[str] | None = None) -> int:
         total = min(total or a.frames, a.frames)
     sink = Sink(a.out, a.json, fps, show=False)
     bar = _bar(total)
-    config = {"detect_interval": a.detect_interval} if a.detect_interval else None
+    config: dict[str, object] = {"detect_interval": a.detect_interval} if a.detect_interval else {}
+    if a.video_mode:
+        config["video_mode"] = True
     try:
         stats = asyncio.run(
             run(
@@ -45,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
                 "live" if a.realtime else "lockstep",
                 fps,
                 a.api_key,
-                config=config,
+                config=config or None,
                 on_result=lambda r: bar.update(1),
             )
         )

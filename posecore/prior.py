@@ -72,16 +72,16 @@ def render_prior(
     return (amp[..., None, None] * gy[..., :, None] * gx[..., None, :]).astype(np.float32)
 
 
-def prior_from_image(
-    keypoints: npt.ArrayLike, image_to_crop: npt.ArrayLike, spec: ModelSpec, prior: VideoPrior
-) -> F32:
+def prior_from_image(keypoints: npt.ArrayLike, image_to_crop: npt.ArrayLike, spec: ModelSpec, prior: VideoPrior) -> F32:
     """Previous poses in image pixels (N, K, 3; a row of NaN or zero scores = no previous pose) and the
     current crops' image->crop matrices (N, 2, 3) -> the model's prior input (N, K, h, w)."""
     kps = np.asarray(keypoints, dtype=np.float64).reshape(-1, spec.num_keypoints, 3)
     mats = np.asarray(image_to_crop, dtype=np.float64).reshape(-1, 2, 3)
     if len(kps) != len(mats):
         raise ValueError(f"{len(kps)} previous poses for {len(mats)} crops")
-    crop_xy = np.stack([apply_affine(p[:, :2], m) for p, m in zip(kps, mats, strict=True)]) if len(kps) else kps[..., :2]
+    crop_xy = (
+        np.stack([apply_affine(p[:, :2], m) for p, m in zip(kps, mats, strict=True)]) if len(kps) else kps[..., :2]
+    )
     scores = np.where(np.nan_to_num(kps[..., 2]) >= prior.threshold, kps[..., 2], 0.0)
     return render_prior(crop_xy, scores, spec.heatmap_wh, spec.heatmap_stride, prior.sigma)
 

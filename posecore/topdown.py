@@ -93,7 +93,9 @@ class TopDown:
             feeds = {name: x}
             if prior is not None:
                 feeds[prior.input] = (
-                    prior_maps if prior_maps is not None else np.zeros((len(x), spec.num_keypoints, *spec.heatmap_wh[::-1]), np.float32)
+                    prior_maps
+                    if prior_maps is not None
+                    else np.zeros((len(x), spec.num_keypoints, *spec.heatmap_wh[::-1]), np.float32)
                 )
             return np.asarray(session.run(None, feeds)[0], dtype=np.float32)
 

@@ -23,16 +23,19 @@ F32 = npt.NDArray[np.float32]
 
 @dataclass
 class _Job:
-    x: F32
+    inputs: tuple[F32, ...]  # the network's inputs for this caller's crops, each (N, ...)
     done: threading.Event = field(default_factory=threading.Event)
     out: F32 | None = None
     error: BaseException | None = None
 
 
 class MicroBatcher:
-    """``batcher(x) -> infer(x)``, with concurrent calls merged into one ``infer`` call."""
+    """``batcher(*inputs) -> infer(*inputs)``, with concurrent calls merged into one ``infer`` call.
 
-    def __init__(self, infer: Callable[[F32], F32], window_s: float, max_crops: int = 64):
+    Every input has one row per crop (the crops, and for the video model their previous-pose maps);
+    callers of one round are concatenated input by input."""
+
+    def __init__(self, infer: Callable[..., F32], window_s: float, max_crops: int = 64):
         self.infer, self.window_s, self.max_crops = infer, window_s, max_crops
         self._lock = threading.Lock()
         self._queue: list[_Job] = []
@@ -40,8 +43,11 @@ class MicroBatcher:
         self.calls = 0  # inference calls made (for tests and metrics)
         self.batched_frames = 0  # frames that shared a call with another frame
 
-    def __call__(self, x: F32) -> F32:
-        job = _Job(np.ascontiguousarray(x))
+    def __call__(self, *inputs: F32) -> F32:
+        n = {len(a) for a in inputs}
+        if len(n) != 1:
+            raise ValueError(f"inputs differ in their number of crops: {[len(a) for a in inputs]}")
+        job = _Job(tuple(np.ascontiguousarray(a) for a in inputs))
         with self._lock:
             self._queue.append(job)
             lead = not self._leader_busy
@@ -57,21 +63,22 @@ class MicroBatcher:
         deadline = time.perf_counter() + self.window_s
         while time.perf_counter() < deadline:
             with self._lock:
-                if sum(len(j.x) for j in self._queue) >= self.max_crops:
+                if sum(len(j.inputs[0]) for j in self._queue) >= self.max_crops:
                     break
             time.sleep(self.window_s / 10)
         with self._lock:
             jobs, self._queue = self._queue, []
             self._leader_busy = False
         try:
-            out = self.infer(np.concatenate([j.x for j in jobs]))
+            out = self.infer(*(np.concatenate(parts) for parts in zip(*(j.inputs for j in jobs), strict=True)))
             self.calls += 1
             if len(jobs) > 1:
                 self.batched_frames += len(jobs)
             start = 0
             for j in jobs:
-                j.out = out[start : start + len(j.x)]
-                start += len(j.x)
+                n_j = len(j.inputs[0])
+                j.out = out[start : start + n_j]
+                start += n_j
         except BaseException as e:  # noqa: BLE001 - every waiting caller gets the failure
             for j in jobs:
                 j.error = e

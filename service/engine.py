@@ -119,7 +119,9 @@ class Engine:
         self.defaults = Options.from_settings(settings)
         self.max_image_bytes, self.max_image_pixels = settings.max_image_bytes, settings.max_image_pixels
         self.decode_min_side = settings.decode_min_side
-        self.batcher = MicroBatcher(pose.infer, settings.batch_window_ms / 1e3) if settings.batch_window_ms else None
+        window = settings.batch_window_ms / 1e3
+        self.batcher = MicroBatcher(pose.infer, window) if window else None
+        self.video_batcher = MicroBatcher(video.infer, window) if window and video is not None else None
         self.metrics = Metrics()
         self.executor = ThreadPoolExecutor(settings.workers, thread_name_prefix="pose")
         self.limiter = StreamLimiter(settings.max_streams, settings.max_streams_per_client)
@@ -260,7 +262,9 @@ class Engine:
                 previous[..., 0] /= sx  # image pixels -> the decoded pixels the crops come from
                 previous[..., 1] /= sy
                 clock.lap("crop")
-                heatmaps = runner.infer(x, runner.priors(previous, mats))
+                prior = runner.priors(previous, mats)
+                assert prior is not None  # a video model (checked at load)
+                heatmaps = self.video_batcher(x, prior) if self.video_batcher is not None else runner.infer(x, prior)
             else:
                 clock.lap("crop")
                 heatmaps = self.batcher(x) if self.batcher is not None else self.pose.infer(x)
@@ -342,12 +346,12 @@ class Engine:
             return out
         iou = box_iou(xyxy, tracker.predict(recent, now)[0])
         for _ in range(min(len(xyxy), len(recent))):
-            i, j = np.unravel_index(int(np.argmax(iou)), iou.shape)
-            if iou[i, j] < 0.3:
+            d, r = (int(v) for v in np.unravel_index(int(np.argmax(iou)), iou.shape))
+            if iou[d, r] < 0.3:
                 break
-            out[i] = recent[j].keypoints
-            iou[i, :] = -1.0
-            iou[:, j] = -1.0
+            out[d] = recent[r].keypoints
+            iou[d, :] = -1.0
+            iou[:, r] = -1.0
         return out
 
     def close(self) -> None:

@@ -61,12 +61,14 @@ class FrameAnswer(BaseModel):
     detector_ran: bool
     timings_ms: Timings
     pose_model: str = Field(
-        "", description="name and version of the pose model that ran on this frame (the video model on video-mode "
-        "stream frames, else the per-frame student)"
+        "",
+        description="name and version of the pose model that ran on this frame (the video model on video-mode "
+        "stream frames, else the per-frame student)",
     )
     video_priors: int = Field(
-        0, description="video mode: persons whose crop was given their track's previous pose (the others ran the "
-        "video model's first-frame path)"
+        0,
+        description="video mode: persons whose crop was given their track's previous pose (the others ran the "
+        "video model's first-frame path)",
     )
 
 
@@ -96,6 +98,7 @@ class StreamError(BaseModel):
 class Hello(BaseModel):
     type: Literal["hello"] = "hello"
     model: ModelInfo
+    video_model: ModelInfo | None = Field(None, description="the model `video_mode` runs (none: video mode is refused)")
     config: Options
     max_frame_bytes: int = Field(description="frames larger than this are refused (error with their id)")
 

@@ -79,7 +79,14 @@ class StreamSession:
                 raise SlowConsumer(f"client did not read for {self.send_timeout_s} s") from e
 
     async def hello(self) -> None:
-        await self.send(Hello(model=self.engine.info, config=self.options, max_frame_bytes=self.engine.max_image_bytes))
+        await self.send(
+            Hello(
+                model=self.engine.info,
+                video_model=self.engine.video_info,
+                config=self.options,
+                max_frame_bytes=self.engine.max_image_bytes,
+            )
+        )
 
     def _take_dropped(self) -> list[int]:
         d, self.dropped = self.dropped, []

@@ -17,7 +17,7 @@ python -m trainer peers    --onnx models/X.onnx [--served]   # students vs MoveN
 python -m trainer quantize --onnx models/X.onnx --out models/X-int8.onnx   # static int8, spec kept
 python -m trainer label    VIDEOS/IMAGES --out DIR [--every N] [--frames N]   # teacher labels as COCO json
 python -m trainer video    --config trainer/configs/video.yaml [section.key=value ...]   # DKD-style video mode
-python -m trainer export-video --checkpoint runs/X/final.pt --out models/X.onnx [--name NAME]
+python -m trainer export-video --checkpoint runs/X/final.pt --out models/X.onnx [--name NAME] [--version V]
 """
 
 
@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     vx.add_argument("--checkpoint", required=True)
     vx.add_argument("--out", required=True)
     vx.add_argument("--name", default=None)
+    vx.add_argument("--version", default=None, help="model version in the metadata (default: the run's name)")
     args = p.parse_args(argv)
     if args.cmd is None:
         print(USAGE, file=sys.stderr)
@@ -147,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.cmd == "export-video":
         from trainer.video import export_video_onnx
 
-        print(json.dumps(export_video_onnx(args.checkpoint, args.out, args.name), indent=2))
+        print(json.dumps(export_video_onnx(args.checkpoint, args.out, args.name, args.version), indent=2))
     return 0
 
 

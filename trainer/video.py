@@ -166,7 +166,9 @@ class PerFrame(nn.Module):
         return torch.sigmoid(self.net.logits(x, None))
 
 
-def build_video_net(init: dict[str, Any], cfg: VideoConfig, load_weights: bool = True) -> tuple[VideoPoseNet, ModelSpec]:
+def build_video_net(
+    init: dict[str, Any], cfg: VideoConfig, load_weights: bool = True
+) -> tuple[VideoPoseNet, ModelSpec]:
     """The video network around a per-frame student checkpoint's branch 0 (its weights unless
     ``load_weights`` is false: a video checkpoint brings its own), and that student's spec."""
     from trainer.config import ExperimentConfig
@@ -489,7 +491,9 @@ def load_video_net(checkpoint: str | Path) -> tuple[VideoPoseNet, VideoExperimen
 
 
 # ----------------------------------------------------------------------------------------------- export
-def export_video_onnx(checkpoint: str | Path, out: str | Path, name: str | None = None) -> dict[str, Any]:
+def export_video_onnx(
+    checkpoint: str | Path, out: str | Path, name: str | None = None, version: str | None = None
+) -> dict[str, Any]:
     """A video run -> ONNX. With a prior: inputs ``input`` (N, 3, H, W) and ``prior`` (N, K, h, w), the
     ``VideoPrior`` in the spec; the control arm (``use_prior`` false): the per-frame network, one input.
     Checked against torch with a real-looking prior (and an empty one)."""
@@ -499,13 +503,17 @@ def export_video_onnx(checkpoint: str | Path, out: str | Path, name: str | None 
     net, cfg, spec = load_video_net(checkpoint)
     w, h = spec.input_wh
     hw, hh = spec.heatmap_wh
-    extra = {**spec.extra, "arch": "movenet-video" if cfg.video.use_prior else "movenet", "params": str(count_params(net))}
+    extra = {
+        **spec.extra,
+        "arch": "movenet-video" if cfg.video.use_prior else "movenet",
+        "params": str(count_params(net)),
+    }
     extra["pretrained"] = PRETRAINED["movenet"]
     extra["source"] = (
         f"python -m trainer video, run {cfg.run.name} (seed {cfg.run.seed}, {cfg.optim.epochs} epochs from "
         f"{cfg.video.init}, adversarial {cfg.video.adversarial}; trainer/configs/video.yaml)"
     )
-    spec = ModelSpec(**{**spec.__dict__, "name": name or spec.name, "extra": extra})
+    spec = ModelSpec(**{**spec.__dict__, "name": name or spec.name, "version": version or spec.version, "extra": extra})
     x = torch.randn(3, 3, h, w, generator=torch.Generator().manual_seed(0))
     if cfg.video.use_prior:
         xy = np.random.default_rng(0).uniform([0, 0], [w, h], (3, spec.num_keypoints, 2))

@@ -4,8 +4,9 @@ import asyncio
 import json
 
 import cv2
+import pytest
 
-from clients import AsyncPoseClient, PoseClient
+from clients import AsyncPoseClient, PoseClient, PoseServiceError
 from clients import upload as upload_cli
 from clients import video as video_cli
 from clients import webcam as webcam_cli
@@ -141,7 +142,7 @@ def test_library_sync_and_async(server, val_image, multi_frames):
 
     async def stream():
         async with AsyncPoseClient(server.http) as c, c.stream(detect_interval=2) as s:
-            assert (await s.receive(10)).type == "config_ack"
+            assert s.config_ack["type"] == "config_ack" and s.config_ack["config"]["detect_interval"] == 2
             got = []
             for f in multi_frames[:3]:
                 await s.send(f)
@@ -150,6 +151,18 @@ def test_library_sync_and_async(server, val_image, multi_frames):
 
     got, skeleton = asyncio.run(stream())
     assert [m.result.frame for m in got] == [0, 1, 2] and len(skeleton) == 19
+
+
+def test_a_refused_stream_config_fails_at_the_start(server):
+    """An option the server refuses stops ``stream()`` with its reason before any frame is sent (not an
+    error message later taken for a frame's answer)."""
+
+    async def stream():
+        async with AsyncPoseClient(server.http) as c, c.stream(detect_interval=0):
+            pass
+
+    with pytest.raises(PoseServiceError, match="detect_interval"):
+        asyncio.run(stream())
 
 
 def test_video_cli_fails_fast_on_a_refused_key(data_root, tmp_path, capsys):

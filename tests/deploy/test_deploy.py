@@ -107,3 +107,24 @@ def test_grafana_dashboard_names_only_exported_metrics(server, val_image):
     assert used and used <= exported, used - exported
     ds = yaml.safe_load((ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml").read_text())
     assert ds["datasources"][0]["uid"] == dash["panels"][0]["datasource"]["uid"]
+
+
+def test_every_model_path_the_images_set_is_a_committed_model():
+    """Each ``POSE_*_MODEL`` the Dockerfile, compose and the k8s config map point at is a model the image
+    copies in from ``models/`` (a model setting without its file stops the service at start-up), and every
+    model setting of ``service.settings`` is set in each of them (its repo-relative default does not exist
+    in an installed image)."""
+    from service.settings import Settings
+
+    names = {f"POSE_{k.upper()}" for k in Settings.model_fields if k.endswith("_model")}
+    sources = {
+        "Dockerfile": (ROOT / "Dockerfile").read_text(),
+        "docker-compose.yml": (ROOT / "docker-compose.yml").read_text(),
+        "configmap": (ROOT / "deploy" / "k8s" / "base" / "configmap.yaml").read_text(),
+    }
+    for where, text in sources.items():
+        for name in names:
+            found = re.findall(rf'{name}[=:]\s*"?/models/(?:\$\{{\w+:-)?([\w.-]+)', text)
+            assert found, f"{where} does not set {name}"
+            for file in found:
+                assert (ROOT / "models" / file).is_file(), f"{where}: {name} -> models/{file} is not committed"

@@ -119,3 +119,32 @@ def test_cross_stream_micro_batching_merges_calls_and_keeps_each_answer(engine, 
     assert both == alone
     assert batched.batcher is not None and batched.batcher.batched_frames >= 2
     assert batched.batcher.calls < len(frames)
+
+
+def test_video_mode_frames_of_two_streams_share_calls_with_their_own_previous_poses(engine, multi_frames):
+    """Video mode batches like the per-frame path: two streams' frames at the same time go through one
+    video-model call (crops and previous-pose maps concatenated together), and each stream gets exactly
+    the poses it gets alone, so no stream's prior leaks into another's crops."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    alone = Engine.load(settings_for_tests(), detector=engine.detector, pose=engine.pose)
+    batched = Engine.load(settings_for_tests(batch_window_ms=40), detector=engine.detector, pose=engine.pose,
+                          video=alone.video)  # fmt: skip
+    opts = alone.defaults.updated(OptionsUpdate(video_mode=True, smoothing=False))
+    frames = [multi_frames[:6], multi_frames[10:16]]  # two streams, different people positions
+    start = time.perf_counter() - 10.0  # fixed 30 fps arrival times: the tracker's predictions do not vary
+
+    def run(e: Engine, clip: list[bytes]) -> list[list[list[list[float]]]]:
+        state = e.new_stream()
+        answers = [e.process(f, opts, state, arrived=start + i / 30) for i, f in enumerate(clip)]
+        assert sum(a.video_priors for a in answers[1:]) > 0
+        return [[p.keypoints for p in a.persons] for a in answers]
+
+    expected = [run(alone, clip) for clip in frames]
+    with ThreadPoolExecutor(2) as pool:
+        both = list(pool.map(lambda clip: run(batched, clip), frames))
+    alone.close()
+    batched.close()
+    assert both == expected
+    assert batched.video_batcher is not None and batched.video_batcher.batched_frames >= 2
+    assert batched.batcher is not None and batched.batcher.calls == 0  # every frame ran the video model

@@ -17,8 +17,9 @@ async def _recv(ws, timeout=30):
 
 async def _stream(url, frames, config=None):
     async with websockets.connect(url, max_size=None) as ws:
-        assert (await _recv(ws))["type"] == "hello"
-        acks = []
+        hello = await _recv(ws)
+        assert hello["type"] == "hello"
+        acks = [hello]
         if config is not None:
             await ws.send(json.dumps({"type": "config", **config}))
             acks.append(await _recv(ws))
@@ -33,8 +34,9 @@ def test_video_mode_stream_on_a_real_clip(server, multi_frames):
     ready = httpx.get(server.http + "/ready").json()
     assert ready["video_model"]["name"] == "okdhp-movenet-video"
     assert ready["video_mode_default"] is False
-    acks, video = asyncio.run(_stream(server.ws, multi_frames[:16], {"video_mode": True}))
-    assert acks[0]["type"] == "config_ack" and acks[0]["config"]["video_mode"] is True
+    (hello, ack), video = asyncio.run(_stream(server.ws, multi_frames[:16], {"video_mode": True}))
+    assert hello["video_model"] == ready["video_model"] and hello["config"]["video_mode"] is False
+    assert ack["type"] == "config_ack" and ack["config"]["video_mode"] is True
     assert [r["type"] for r in video] == ["result"] * 16
     assert all(r["pose_model"].startswith("okdhp-movenet-video ") for r in video)
     assert video[0]["video_priors"] == 0  # nobody has a track yet: the first-frame path
@@ -63,8 +65,9 @@ def test_video_mode_stream_on_a_real_clip(server, multi_frames):
 def test_video_mode_refused_without_a_video_model(multi_frames):
     with make_server(video_model="") as s:
         assert httpx.get(s.http + "/ready").json()["video_model"] is None
-        acks, results = asyncio.run(_stream(s.ws, multi_frames[:2], {"video_mode": True}))
-    assert acks[0]["type"] == "error" and "video model" in acks[0]["error"]
+        (hello, ack), results = asyncio.run(_stream(s.ws, multi_frames[:2], {"video_mode": True}))
+    assert "video_model" not in hello  # none loaded (None fields are left out)
+    assert ack["type"] == "error" and "video model" in ack["error"]
     assert [r["type"] for r in results] == ["result"] * 2  # the stream goes on, per frame
     assert all(r["video_priors"] == 0 for r in results)
 

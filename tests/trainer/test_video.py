@@ -38,7 +38,9 @@ def init_checkpoint(tmp_path_factory) -> Path:
     model = OKDHPNet(cfg.model, "single")
     path = tmp_path_factory.mktemp("init") / "final.pt"
     spec = spec_from_config(cfg, version="init")
-    save_checkpoint(path, config=to_dict(cfg), spec=spec.to_metadata(), epoch=0, step=0, model=model.state_dict(), optimizer={})
+    save_checkpoint(
+        path, config=to_dict(cfg), spec=spec.to_metadata(), epoch=0, step=0, model=model.state_dict(), optimizer={}
+    )
     return path
 
 
