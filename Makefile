@@ -9,7 +9,7 @@ PIP_FLAGS := --disable-pip-version-check -q
 
 CONVERT_VENV := .venv-convert
 
-.PHONY: serve test lint typecheck pytest bench reliability system-deps clean models teachers training-data video-data
+.PHONY: serve test lint typecheck pytest bench reliability system-deps clean models teachers training-data video-data bench-video
 
 $(SERVE_VENV)/.stamp: pyproject.toml
 	$(PY) -m venv $(SERVE_VENV)
@@ -93,6 +93,13 @@ training-data: $(DEV_VENV)/.stamp teachers
 # `python -m bench.video` (never trained on). Needs `make teachers` and opencv-doc (see training-data).
 video-data: $(DEV_VENV)/.stamp teachers
 	$(DEV_VENV)/bin/python -m trainer label $(DOC_DATA)/vtest.avi --frames 300 --out data/vtest_seq
+
+# docs/video.md from a fresh clone: the labelled data (if missing), the per-frame student every arm starts from, 3 arms x 3
+# seeds (two 1-thread runs side by side), then the measurements (about 75 minutes on 2 cores)
+bench-video: $(DEV_VENV)/.stamp
+	@[ -f data/misc/annotations.json ] || $(MAKE) training-data
+	@[ -f data/vtest_seq/annotations.json ] || $(MAKE) video-data
+	$(DEV_VENV)/bin/python -m bench.video --train
 
 clean:
 	rm -rf $(SERVE_VENV) $(DEV_VENV) $(CONVERT_VENV) .pytest_cache .mypy_cache .ruff_cache
