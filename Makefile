@@ -95,7 +95,7 @@ video-data: $(DEV_VENV)/.stamp teachers
 	$(DEV_VENV)/bin/python -m trainer label $(DOC_DATA)/vtest.avi --frames 300 --out data/vtest_seq
 
 # docs/video.md from a fresh clone: the labelled data (if missing), the per-frame student every arm starts from, 3 arms x 3
-# seeds (two 1-thread runs side by side), then the measurements (about 75 minutes on 2 cores)
+# seeds (two 1-thread runs side by side), then the measurements (about an hour on 2 cores)
 bench-video: $(DEV_VENV)/.stamp
 	@[ -f data/misc/annotations.json ] || $(MAKE) training-data
 	@[ -f data/vtest_seq/annotations.json ] || $(MAKE) video-data

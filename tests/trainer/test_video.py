@@ -148,3 +148,17 @@ def test_control_arm_exports_a_per_frame_model(init_checkpoint, tmp_path):
     sess = open_session(tmp_path / "c.onnx")
     assert [i.name for i in sess.get_inputs()] == ["input"]
     assert VideoPrior.from_spec(ModelSpec.from_metadata(sess.get_modelmeta().custom_metadata_map)) is None
+
+
+def test_the_video_model_card_belongs_to_the_shipped_video_model():
+    """The committed card describes the committed file (hash) and the spec the service reads from it."""
+    import hashlib
+    import json
+
+    from service.settings import DEFAULT_VIDEO_MODEL
+
+    card = json.loads(DEFAULT_VIDEO_MODEL.with_suffix(".card.json").read_text())
+    assert card["sha256"] == hashlib.sha256(DEFAULT_VIDEO_MODEL.read_bytes()).hexdigest()
+    spec = ModelSpec.from_metadata(open_session(DEFAULT_VIDEO_MODEL).get_modelmeta().custom_metadata_map)
+    assert (card["spec"]["name"], card["spec"]["version"]) == (spec.name, spec.version)
+    assert VideoPrior.from_spec(spec) is not None
