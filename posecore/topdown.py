@@ -144,5 +144,4 @@ class TopDown:
             return np.zeros((0, self.spec.num_keypoints, 3), np.float32)
         x, mats = self.preprocess(image_bgr, boxes)
         prior_maps = None if previous is None else self.priors(previous, mats)
-        heatmaps = self.infer(x) if prior_maps is None else self.infer(x, prior_maps)  # per-frame: infer(x) as ever
-        return self.postprocess(heatmaps, mats)
+        return self.postprocess(self.infer(x, prior_maps), mats)

@@ -128,12 +128,12 @@ class FlakyPose(TopDown):
         super().__init__(base.predict, base.spec, base.flip_test)
         self.providers, self.fail_on, self.delay_s, self.calls = base.providers, fail_on, delay_s, 0
 
-    def infer(self, x):
+    def infer(self, x, prior_maps=None):
         self.calls += 1
         if self.calls == self.fail_on:
             raise RuntimeError("injected pose failure")
         time.sleep(self.delay_s)
-        return super().infer(x)
+        return super().infer(x, prior_maps)
 
 
 def _engine_with(pose_wrapper, **overrides):
