@@ -192,11 +192,11 @@ class Stream:
             raise PoseServiceError(self.hello.get("error", "refused"))
         if self.config:  # applied before the first frame; a refused option stops here, not frames later
             await self.ws.send(json.dumps({"type": "config", **self.config}))
-            answer = json.loads(await asyncio.wait_for(self.ws.recv(), 30))
-            self.config_ack = answer
-            if answer.get("type") != "config_ack":
+            answer = await self.receive(30)
+            self.config_ack = answer.data
+            if answer.type != "config_ack":
                 await self.ws.close()
-                raise PoseServiceError(f"stream config refused: {answer.get('error', answer)}")
+                raise PoseServiceError(f"stream config refused: {answer.data.get('error', answer.data)}")
         return self
 
     async def __aexit__(self, *exc: object) -> None:
