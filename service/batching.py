@@ -28,6 +28,10 @@ class _Job:
     out: F32 | None = None
     error: BaseException | None = None
 
+    @property
+    def n(self) -> int:  # this caller's crops
+        return len(self.inputs[0])
+
 
 class MicroBatcher:
     """``batcher(*inputs) -> infer(*inputs)``, with concurrent calls merged into one ``infer`` call.
@@ -63,7 +67,7 @@ class MicroBatcher:
         deadline = time.perf_counter() + self.window_s
         while time.perf_counter() < deadline:
             with self._lock:
-                if sum(len(j.inputs[0]) for j in self._queue) >= self.max_crops:
+                if sum(j.n for j in self._queue) >= self.max_crops:
                     break
             time.sleep(self.window_s / 10)
         with self._lock:
@@ -76,9 +80,8 @@ class MicroBatcher:
                 self.batched_frames += len(jobs)
             start = 0
             for j in jobs:
-                n_j = len(j.inputs[0])
-                j.out = out[start : start + n_j]
-                start += n_j
+                j.out = out[start : start + j.n]
+                start += j.n
         except BaseException as e:  # noqa: BLE001 - every waiting caller gets the failure
             for j in jobs:
                 j.error = e
