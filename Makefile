@@ -88,6 +88,9 @@ training-data: $(DEV_VENV)/.stamp teachers
 	$(DEV_VENV)/bin/python -m trainer label $(DOC_DATA)/basketball1.png $(DOC_DATA)/basketball2.png $(DOC_DATA)/messi5.jpg \
 	  /usr/share/darknet/data/person.jpg /usr/share/darknet/data/kite.jpg --out data/misc
 	$(DEV_VENV)/bin/python -m trainer label $(DOC_DATA)/vtest.avi --every 5 --out data/vtest
+	# ../shared/data/people-diverse: MoveNet Thunder + Lightning, plain and mirrored, cached in data/diverse/cache
+	# (resumable: rerun after a kill), then the scene splits (data/diverse/{train,unseen-*,eval-*}); ~25 min on 1 core
+	$(DEV_VENV)/bin/python -m trainer teach --out data/diverse
 
 # Every frame of vtest.avi's first 300 (1931 persons, 10 fps), Thunder-labelled: the unseen-scene sequence of
 # `python -m bench.video` (never trained on). Needs `make teachers` and opencv-doc (see training-data).

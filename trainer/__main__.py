@@ -16,6 +16,7 @@ python -m trainer card     --onnx models/X.onnx [--out models/X.card.json]   # h
 python -m trainer peers    --onnx models/X.onnx [--served]   # students vs MoveNet teachers, bootstrap CIs
 python -m trainer quantize --onnx models/X.onnx --out models/X-int8.onnx   # static int8, spec kept
 python -m trainer label    VIDEOS/IMAGES --out DIR [--every N] [--frames N]   # teacher labels as COCO json
+python -m trainer teach    [--out data/diverse] [--every 2] [--split-only]   # people-diverse teacher ensemble
 python -m trainer video    --config trainer/configs/video.yaml [section.key=value ...]   # DKD-style video mode
 python -m trainer export-video --checkpoint runs/X/final.pt --out models/X.onnx [--name NAME] [--version V]
 """
@@ -69,6 +70,12 @@ def main(argv: list[str] | None = None) -> int:
     lb.add_argument("--every", type=int, default=1, help="label every n-th video frame")
     lb.add_argument("--frames", type=int, default=0, help="only each video's first N frames (0: all)")
     lb.add_argument("--max-side", type=int, default=800, help="saved frames' long side")
+    th = sub.add_parser("teach", help="teacher-ensemble labels for people-diverse (cached, resumable), by scene")
+    th.add_argument("--out", default="data/diverse")
+    th.add_argument("--every", type=int, default=2, help="label every n-th frame of the mp4/mkv clips")
+    th.add_argument("--limit", type=int, default=0, help="stop after N newly labelled images (0: all)")
+    th.add_argument("--split-only", action="store_true", help="only rebuild the split files from the cache")
+    sub.add_parser("teachers", help="AP of each teacher and the ensemble on coco8-pose and realpose-lab val")
     vd = sub.add_parser("video", help="train the video mode (previous-pose kernel distillator)")
     vd.add_argument("--config", default=None)
     vd.add_argument("overrides", nargs="*")
@@ -141,6 +148,27 @@ def main(argv: list[str] | None = None) -> int:
 
         inputs = [Path(i) for i in args.inputs]
         print(json.dumps(label(inputs, Path(args.out), args.every, args.max_side, frames=args.frames), indent=2))
+    elif args.cmd == "teach":
+        from pathlib import Path
+
+        from trainer.teach import teacher_pass, write_splits
+
+        out = Path(args.out)
+        if not args.split_only:
+            print(json.dumps(teacher_pass(out, args.every, limit=args.limit), indent=2))
+        print(json.dumps(write_splits(out), indent=2))
+    elif args.cmd == "teachers":
+        from pathlib import Path
+
+        from trainer.peers import DATA
+        from trainer.teach import DIVERSE, teacher_table
+
+        rows = teacher_table(DIVERSE / "coco8-pose" / "annotations_coco.json", DIVERSE / "coco8-pose" / "images")
+        rows += teacher_table(DATA / "annotations" / "person_keypoints_val.json", DATA / "images")
+        Path("docs/teachers.json").write_text(json.dumps(rows, indent=2) + "\n")
+        for r in rows:
+            lo, hi = r["AP_ci95"]
+            print(f"| {r['data']} | {r['teacher']} | {r['persons']} | {r['AP']:.3f} [{lo:.3f}, {hi:.3f}] |")
     elif args.cmd == "video":
         from trainer.video import load_video_config, train_video
 
