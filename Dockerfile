@@ -12,7 +12,7 @@ ARG CUDA_IMAGE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04
 # ---------------------------------------------------------------- wheels (no torch)
 FROM ${PYTHON_IMAGE} AS wheels
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY posecore posecore
 COPY service service
 COPY clients clients
@@ -20,7 +20,7 @@ COPY trainer trainer
 COPY bench bench
 # CPU: every wheel for this interpreter; GPU: only okpose's own (pure Python) wheel, its dependencies
 # resolve in the GPU stage for that image's interpreter
-RUN pip wheel --no-cache-dir --wheel-dir /wheels/cpu ".[serve]" \
+RUN pip wheel --no-cache-dir -c constraints.txt --wheel-dir /wheels/cpu ".[serve]" \
  && pip wheel --no-cache-dir --no-deps --wheel-dir /wheels/okpose .
 
 # ---------------------------------------------------------------- detector export (optional, needs network)

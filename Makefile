@@ -6,24 +6,26 @@ DEV_VENV := .venv
 HOST ?= 0.0.0.0
 PORT ?= 8000
 PIP_FLAGS := --disable-pip-version-check -q
+# the versions everything was measured with (constraints.txt); `make constraints` refreshes them from the dev venv
+PIN := -c constraints.txt
 
 CONVERT_VENV := .venv-convert
 
-.PHONY: serve test lint typecheck pytest bench reliability system-deps clean models teachers training-data video-data bench-video
+.PHONY: constraints serve test lint typecheck pytest bench reliability system-deps clean models teachers training-data video-data bench-video
 
-$(SERVE_VENV)/.stamp: pyproject.toml
+$(SERVE_VENV)/.stamp: pyproject.toml constraints.txt
 	$(PY) -m venv $(SERVE_VENV)
-	$(SERVE_VENV)/bin/pip install $(PIP_FLAGS) -e '.[serve]'
+	$(SERVE_VENV)/bin/pip install $(PIP_FLAGS) $(PIN) -e '.[serve]'
 	touch $@
 
 # torch==2.13.0 first: it is the CPU wheel on local disk; the `train` extra's range then adds nothing.
-$(DEV_VENV)/.stamp: pyproject.toml
+$(DEV_VENV)/.stamp: pyproject.toml constraints.txt
 	$(PY) -m venv $(DEV_VENV)
 	$(DEV_VENV)/bin/pip install $(PIP_FLAGS) torch==2.13.0
-	$(DEV_VENV)/bin/pip install $(PIP_FLAGS) -e '.[serve,train,clients,dev]'
+	$(DEV_VENV)/bin/pip install $(PIP_FLAGS) $(PIN) -e '.[serve,train,clients,dev]'
 	# HOTA for bench.tracking: trackeval's declared dependencies pull in opencv-python (GUI build), which
 	# replaces opencv-python-headless in place; its metrics need only numpy, scipy and tabulate
-	$(DEV_VENV)/bin/pip install $(PIP_FLAGS) --no-deps trackeval==1.3.0 tabulate==0.10.0
+	$(DEV_VENV)/bin/pip install $(PIP_FLAGS) $(PIN) --no-deps trackeval tabulate
 	touch $@
 
 serve: $(SERVE_VENV)/.stamp
@@ -103,6 +105,10 @@ bench-video: $(DEV_VENV)/.stamp
 	@[ -f data/misc/annotations.json ] || $(MAKE) training-data
 	@[ -f data/vtest_seq/annotations.json ] || $(MAKE) video-data
 	$(DEV_VENV)/bin/python -m bench.video --train
+
+constraints: $(DEV_VENV)/.stamp
+	{ sed -n '1,3p' constraints.txt; $(DEV_VENV)/bin/pip freeze --exclude-editable | grep -v '^okpose' | sed 's/+cpu$$//'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
 
 clean:
 	rm -rf $(SERVE_VENV) $(DEV_VENV) $(CONVERT_VENV) .pytest_cache .mypy_cache .ruff_cache
