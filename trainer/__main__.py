@@ -17,6 +17,7 @@ python -m trainer peers    --onnx models/X.onnx [--served]   # students vs MoveN
 python -m trainer quantize --onnx models/X.onnx --out models/X-int8.onnx   # static int8, spec kept
 python -m trainer label    VIDEOS/IMAGES --out DIR [--every N] [--frames N]   # teacher labels as COCO json
 python -m trainer teach    [--out data/diverse] [--every 2] [--split-only]   # people-diverse teacher ensemble
+python -m trainer unseen   [--onnx models/X.onnx ...] [--root data/diverse] [--out docs/unseen]   # scene-held-out check
 python -m trainer video    --config trainer/configs/video.yaml [section.key=value ...]   # DKD-style video mode
 python -m trainer export-video --checkpoint runs/X/final.pt --out models/X.onnx [--name NAME] [--version V]
 """
@@ -75,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     th.add_argument("--every", type=int, default=2, help="label every n-th frame of the mp4/mkv clips")
     th.add_argument("--limit", type=int, default=0, help="stop after N newly labelled images (0: all)")
     th.add_argument("--split-only", action="store_true", help="only rebuild the split files from the cache")
+    un = sub.add_parser("unseen", help="students vs untouched MoveNet on the scene-held-out splits")
+    un.add_argument("--onnx", nargs="*", default=[], help="student ONNX files")
+    un.add_argument("--root", default="data/diverse", help="`trainer teach` output")
+    un.add_argument("--out", default="docs/unseen", help="writes OUT.json and OUT.md")
     sub.add_parser("teachers", help="AP of each teacher and the ensemble on coco8-pose and realpose-lab val")
     vd = sub.add_parser("video", help="train the video mode (previous-pose kernel distillator)")
     vd.add_argument("--config", default=None)
@@ -157,6 +162,18 @@ def main(argv: list[str] | None = None) -> int:
         if not args.split_only:
             print(json.dumps(teacher_pass(out, args.every, limit=args.limit), indent=2))
         print(json.dumps(write_splits(out), indent=2))
+    elif args.cmd == "unseen":
+        from pathlib import Path
+
+        from trainer import unseen
+
+        rows = unseen.run([Path(o) for o in args.onnx], Path(args.root))
+        command = "python -m trainer unseen " + " ".join(sys.argv[2:] if argv is None else argv[1:])
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(f"{args.out}.json").write_text(json.dumps(rows, indent=2) + "\n")
+        md = unseen.markdown(rows, command.strip())
+        Path(f"{args.out}.md").write_text(md)
+        print(md)
     elif args.cmd == "teachers":
         from pathlib import Path
 

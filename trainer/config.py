@@ -39,6 +39,9 @@ class DataConfig:
     max_val: int = 0
     val_detections: str = ""  # optional COCO results json of person boxes; GT boxes otherwise
     extra_train: list[str] = field(default_factory=list)  # `trainer label` output folders added to train
+    # validate on a `trainer label` / `trainer teach` folder (annotations.json + images/) instead of root/val_ann,
+    # e.g. data/diverse/unseen-stanford40: scenes never trained on
+    val_folder: str = ""
 
 
 @dataclass
@@ -50,6 +53,10 @@ class OptimConfig:
     gamma: float = 0.1
     warmup_iters: int = 100
     batch_size: int = 32
+    # L2-SP (Li et al., ICML 2018): ``l2sp`` x sum of squared differences between every parameter and its value
+    # when training started (the pretrained MoveNet trunk and heads for ``arch: movenet``), so fine-tuning on
+    # new data moves the weights only as far as the data asks; 0 = off
+    l2sp: float = 0.0
 
 
 @dataclass

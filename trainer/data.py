@@ -174,6 +174,8 @@ def default_flip_pairs(num_keypoints: int) -> tuple[tuple[int, int], ...]:
 def ann_path(cfg: ExperimentConfig, split: str) -> str:
     """The annotation file of ``split`` (train | val)."""
     d = cfg.data
+    if split != "train" and d.val_folder:
+        return str(Path(d.val_folder) / "annotations.json")
     return str(Path(d.root) / (d.train_ann if split == "train" else d.val_ann))
 
 
@@ -184,7 +186,8 @@ def load_records(cfg: ExperimentConfig, split: str) -> list[PersonRecord]:
     if d.format == "mpii":
         recs = load_mpii(ann, Path(d.root) / d.images)
     else:
-        recs = load_coco(ann, Path(d.root) / d.images, d.min_keypoints if split == "train" else 1)
+        images = Path(d.val_folder) / "images" if split != "train" and d.val_folder else Path(d.root) / d.images
+        recs = load_coco(ann, images, d.min_keypoints if split == "train" else 1)
     if split == "train":  # teacher-labelled folders from `python -m trainer label` (annotations.json + images/)
         for folder in d.extra_train:
             recs += load_coco(Path(folder) / "annotations.json", Path(folder) / "images", d.min_keypoints)

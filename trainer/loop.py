@@ -85,6 +85,12 @@ def train(cfg: ExperimentConfig) -> Path:
         model.load_state_dict(upgrade(state["config"], state["model"])[1])
         opt.load_state_dict(state["optimizer"])
         start_epoch, step = state["epoch"] + 1, state["step"]
+    # the starting weights L2-SP pulls toward (taken before a resume loads later weights: a resumed run's
+    # anchor is its config's initialisation again, which is deterministic for the pretrained parts)
+    anchor = [p.detach().clone() for p in trainable] if cfg.optim.l2sp else []
+    if cfg.train.resume and anchor:
+        fresh = OKDHPNet(cfg.model, cfg.train.mode)
+        anchor = [p.detach().clone().to(device) for p in fresh.parameters() if p.requires_grad]
     ddp = DistributedDataParallel(model) if world > 1 else model
     total_steps = cfg.optim.epochs * len(loader)
 
@@ -119,6 +125,10 @@ def train(cfg: ExperimentConfig) -> Path:
                 g["lr"] = lr_at(step, total_steps, cfg.optim)
             out = ddp(x)
             loss, terms = distill_loss(cfg.train.mode, out, target, weights, cfg.loss, step / max(1, total_steps))
+            if anchor:
+                drift = sum(((p - a) ** 2).sum() for p, a in zip(trainable, anchor, strict=True))
+                loss = loss + cfg.optim.l2sp * drift
+                terms["l2sp_drift"] = float(drift)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

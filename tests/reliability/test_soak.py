@@ -84,8 +84,14 @@ def test_soak_streams_and_uploads(data_root):
         # warm-up under the same load (allocator and ORT arenas reach their working size), then measure
         asyncio.run(all_load(8))
         rss_start = svc.rss_mb()
-        *streams, (rest_ok, rest_5xx) = asyncio.run(all_load(SECONDS))
+        # two equal halves: a leak grows in both; arenas still settling on a busy machine (fewer frames in the
+        # warm-up) grow in the first only, so the second half is held to half the whole run's budget
+        *first, (ok1, bad1) = asyncio.run(all_load(SECONDS / 2))
+        rss_mid = svc.rss_mb()
+        *second, (ok2, bad2) = asyncio.run(all_load(SECONDS / 2))
         rss_end = svc.rss_mb()
+        streams = [{k: a[k] + b[k] for k in a} for a, b in zip(first, second, strict=True)]
+        rest_ok, rest_5xx = ok1 + ok2, bad1 + bad2
         metrics = httpx.get(f"{svc.http}/metrics").text
     finally:
         assert svc.stop() == 0
@@ -94,6 +100,7 @@ def test_soak_streams_and_uploads(data_root):
     lost = sum(s["lost"] for s in streams)
     p95 = float(np.percentile([x for s in streams for x in s["lat"]], 95))
     growth = (rss_end - rss_start) / rss_start
+    late_growth = (rss_end - rss_mid) / rss_mid
     report(
         f"soak {STREAMS} streams x {SECONDS}s + REST",
         frames_sent=sent,
@@ -104,10 +111,11 @@ def test_soak_streams_and_uploads(data_root):
         p95_ms=round(p95),
         rest_ok=rest_ok,
         rest_5xx=rest_5xx,
-        rss_mb=f"{rss_start:.0f}->{rss_end:.0f} ({100 * growth:+.1f}%)",
+        rss_mb=f"{rss_start:.0f}->{rss_mid:.0f}->{rss_end:.0f} ({100 * growth:+.1f}%, 2nd half {100 * late_growth:+.1f}%)",
     )
     assert lost == 0  # every frame answered or reported dropped by id
     assert all(s["answered"] > 0 for s in streams)  # every stream keeps getting fresh results
     assert rest_ok > 0 and rest_5xx == 0
     assert 'pose_errors_total{kind="frame"}' not in metrics or 'pose_errors_total{kind="frame"} 0.0' in metrics
-    assert growth < 0.05, f"memory grew {100 * growth:.1f}% after warm-up"
+    assert growth < 0.08, f"memory grew {100 * growth:.1f}% after warm-up"
+    assert late_growth < 0.025, f"memory still grew {100 * late_growth:.1f}% in the second half: a leak"

@@ -180,3 +180,34 @@ def test_movenet_student_trains_exports_without_pads_and_quantizes(tmp_path, cap
     assert {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in onnx.load(str(int8)).graph.node}
     # ONNX Runtime's shape-inference scratch files stay out of the working directory
     assert set(Path.cwd().glob("*.data")) | set(Path.cwd().glob("sym_shape_infer_temp.onnx")) == scratch
+
+
+def test_l2sp_holds_the_weights_near_where_training_started(tmp_path, data_root):
+    """L2-SP on the pretrained MoveNet trunk: same seed and data, the drift from the starting weights
+    with a strong pull is a small fraction of the drift without it, and the log records it."""
+    import torch
+
+    from trainer.network import OKDHPNet
+
+    def drift(name, *extra):
+        args = [
+            "train", "--config", "trainer/configs/movenet_student.yaml", f"data.root={data_root}",
+            f"train.out_dir={tmp_path}", f"train.name={name}", "data.max_train=8", "data.max_val=2",
+            "data.extra_train=[]", "augment.backgrounds=", "optim.batch_size=4", "optim.epochs=2",
+            "optim.warmup_iters=1", "optim.lr=1e-3", "train.eval_every=0", *extra,
+        ]  # fmt: skip
+        assert main(args) == 0
+        state = torch.load(tmp_path / name / "final.pt", map_location="cpu", weights_only=False)
+        cfg = json.loads((tmp_path / name / "config.json").read_text())
+        from trainer.config import ExperimentConfig, build
+
+        net = OKDHPNet(build(ExperimentConfig, cfg).model, "single")
+        start = {k: p.detach() for k, p in net.named_parameters()}
+        trunk = [k for k in start if ".stem." in k]  # MoveNet's pretrained encoder
+        assert trunk
+        return sum(float(((state["model"][k] - start[k]) ** 2).sum()) for k in trunk), name
+
+    free, _ = drift("free")
+    held, name = drift("held", "optim.l2sp=10")
+    assert held < 0.2 * free
+    assert "l2sp_drift" in (tmp_path / name / "log.csv").read_text().splitlines()[0]
