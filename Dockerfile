@@ -13,11 +13,10 @@ ARG CUDA_IMAGE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04
 FROM ${PYTHON_IMAGE} AS wheels
 WORKDIR /src
 COPY pyproject.toml README.md constraints.txt ./
-COPY posecore posecore
+COPY okpose okpose
 COPY service service
 COPY clients clients
 COPY trainer trainer
-COPY bench bench
 # CPU: every wheel for this interpreter; GPU: only okpose's own (pure Python) wheel, its dependencies
 # resolve in the GPU stage for that image's interpreter
 RUN pip wheel --no-cache-dir -c constraints.txt --wheel-dir /wheels/cpu ".[serve]" \

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from posecore.oks import box_iou
-from posecore.types import Poses, TrackedPoses
+from okpose.core.oks import box_iou
+from okpose.core.types import Poses, TrackedPoses
 
 
 class IoUTracker:

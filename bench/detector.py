@@ -23,10 +23,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from posecore.oks import box_iou
-from posecore.types import Detections
-from service.detector import HogDetector
-from service.nanodet import NanoDetDetector
+from okpose.core.oks import box_iou
+from okpose.core.types import Detections
+from okpose.detect.detectors import HogDetector
+from okpose.detect.nanodet import NanoDetDetector
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "realpose-lab"

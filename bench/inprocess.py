@@ -10,9 +10,9 @@ import cv2
 import numpy as np
 
 from bench.frames import Frame
-from posecore.topdown import TopDown
-from posecore.types import Detections, Poses
-from service.detector import YoloOnnxDetector, nms_xyxy
+from okpose.core.topdown import TopDown
+from okpose.core.types import Detections, Poses
+from okpose.detect.detectors import YoloOnnxDetector, nms_xyxy
 from service.engine import Engine
 from service.schemas import STAGES, FrameAnswer
 from service.settings import Settings
@@ -197,7 +197,7 @@ def tracker_cost(people: int = 10, frames: int = 300) -> dict[str, float]:
     """Tracker time per frame with ``people`` persons: real GT poses of a clip, tiled side by side."""
     from bench.baselines import IoUTracker
     from bench.tracking import tiled_gt_poses
-    from service.tracker import PoseFlowTracker
+    from okpose.track.tracker import PoseFlowTracker
 
     seq = tiled_gt_poses(people, frames)
     out = {}
@@ -214,7 +214,7 @@ def tracker_cost(people: int = 10, frames: int = 300) -> dict[str, float]:
 
 def decode_cost(pose: TopDown, persons: int = 3, runs: int = 200) -> float:
     """Heatmap decode (DARK) + inverse affine for ``persons`` crops, ms p50."""
-    from posecore.topdown import heatmaps_to_image
+    from okpose.core.topdown import heatmaps_to_image
 
     w, h = pose.spec.heatmap_wh
     hm = np.random.default_rng(0).random((persons, pose.spec.num_keypoints, h, w)).astype(np.float32)

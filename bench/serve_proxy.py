@@ -12,9 +12,9 @@ import sys
 import numpy as np
 
 from bench.frames import load_frames
-from posecore.types import Detections
+from okpose.core.types import Detections
+from okpose.detect.detectors import YoloOnnxDetector
 from service.app import create_app
-from service.detector import YoloOnnxDetector
 from service.engine import Engine
 from service.server import GracefulServer, uvicorn_config
 from service.settings import Settings

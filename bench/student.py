@@ -17,9 +17,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from posecore.runtime import open_session
-from posecore.spec import ModelSpec
-from posecore.topdown import normalize_crops, prepare_crops
+from okpose.core.runtime import open_session
+from okpose.core.spec import ModelSpec
+from okpose.core.topdown import normalize_crops, prepare_crops
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "realpose-lab"

@@ -22,10 +22,10 @@ import numpy as np
 
 from bench.baselines import HungarianIoUTracker, IoUTracker
 from bench.frames import DATA
-from posecore.oks import box_iou
-from posecore.skeleton import COCO17
-from posecore.types import Poses, TrackedPoses
-from service.tracker import PoseFlowTracker, TrackerConfig
+from okpose.core.oks import box_iou
+from okpose.core.skeleton import COCO17
+from okpose.core.types import Poses, TrackedPoses
+from okpose.track.tracker import PoseFlowTracker, TrackerConfig
 
 VIDEOS = ("pose2sim_multi_cam01", "pose2sim_multi_cam02", "pose2sim_multi_cam03")
 
@@ -262,7 +262,7 @@ def replay(make: Callable[[], object], rec: Recorded, with_images: bool) -> tupl
     The skip frames' crop origins name tracks of the recording's tracker: a PoseFlow tracker with the
     recording's configuration and images reproduces those ids and gets them (its output is then the
     service's own); an ablation with another configuration would get wrong names, so it gets none."""
-    from service.imageio import decode_image
+    from okpose.imageio import decode_image
 
     tracker = make()
     outs, t = [], 0.0

@@ -2,7 +2,7 @@
 
 Every arm runs frame by frame over labelled clips that no arm trained on, on the labels' own boxes (so
 the pose model is measured, not the detector), as a stream would: each track's previous prediction is
-its prior (``posecore.prior``, as the service draws it), a track seen for the first time (or after more
+its prior (``okpose.core.prior``, as the service draws it), a track seen for the first time (or after more
 than the prior's ``max_age_s``) gets an empty prior. Arms:
 
 - (a) ``control``: the per-frame network fine-tuned on the same samples, steps and seed with an empty
@@ -43,11 +43,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-from posecore.oks import oks
-from posecore.prior import VideoPrior, prior_from_image
-from posecore.runtime import open_session
-from posecore.spec import ModelSpec
-from posecore.topdown import heatmaps_to_image, normalize_crops, prepare_crops
+from okpose.core.oks import oks
+from okpose.core.prior import VideoPrior, prior_from_image
+from okpose.core.runtime import open_session
+from okpose.core.spec import ModelSpec
+from okpose.core.topdown import heatmaps_to_image, normalize_crops, prepare_crops
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "realpose-lab"
@@ -125,8 +125,8 @@ class Arm:
 
 def stream(arm: Arm, frames: list[Frame], clip: Clip) -> dict[int, np.ndarray]:
     """Predictions per annotation id, the clip played frame by frame."""
-    from service.motion import one_euro_step
-    from service.tracker import TrackerConfig
+    from okpose.track.motion import one_euro_step
+    from okpose.track.tracker import TrackerConfig
 
     tc = TrackerConfig()
     k = arm.spec.num_keypoints
@@ -171,7 +171,7 @@ def _scale(a: dict) -> float:
 
 def measure(preds: dict[int, np.ndarray], gt: dict, frames: list[Frame], clip: Clip) -> dict[str, Any]:
     """Metrics of one arm on one clip, with per-frame values for the bootstrap."""
-    from posecore.topdown import person_score
+    from okpose.core.topdown import person_score
     from trainer.peers import oks_ap
 
     dets, oks_by_frame = [], defaultdict(list)

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from clients.api import FrameResult
-from posecore.skeleton import COCO_LIMBS
+from okpose.core.skeleton import COCO_LIMBS
 
 
 def track_color(track_id: int | None) -> tuple[int, int, int]:

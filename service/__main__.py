@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from posecore.runtime import ModelLoadError
+from okpose.core.runtime import ModelLoadError
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from posecore import __version__
+from okpose.core import __version__
 from service import routes_http, routes_ws
 from service.engine import Engine
 from service.security import install_log_redaction

@@ -16,8 +16,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 from starlette.formparsers import MultiPartException, MultiPartParser
 
+from okpose.imageio import ImageError, ImageTooLarge, check_size
 from service.engine import BoxError, Engine
-from service.imageio import ImageError, ImageTooLarge, check_size
 from service.options import RestOptions
 from service.schemas import ErrorResponse, ModelInfo, PoseResponse
 from service.security import API_KEY_HEADER, key_ok

@@ -3,11 +3,14 @@ builds these from its results, both routes send them (``model_dump_json``), Open
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.options import Options
+
+if TYPE_CHECKING:
+    from okpose.pipeline import Result
 
 Keypoint = tuple[float, float, float]
 
@@ -55,6 +58,19 @@ STAGES: tuple[str, ...] = tuple(Timings.model_fields)
 
 
 class FrameAnswer(BaseModel):
+    @classmethod
+    def from_result(cls, r: Result) -> FrameAnswer:
+        """The wire form of a library result (rounded: pixels to 0.01, boxes 0.1, scores 1e-4, ms 1e-3)."""
+        return cls(
+            width=r.width,
+            height=r.height,
+            persons=[Person(**p) for p in r.persons()],
+            detector_ran=r.detector_ran,
+            timings_ms=Timings(**{k: round(v, 3) for k, v in r.timings_ms.items()}),
+            pose_model=r.pose_model,
+            video_priors=r.video_priors,
+        )
+
     width: int
     height: int
     persons: list[Person]

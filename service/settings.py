@@ -8,12 +8,11 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from okpose.assets import DEFAULT_DETECTOR_MODEL, DEFAULT_POSE_MODEL, DEFAULT_VIDEO_MODEL
 from service.options import DetectInterval, KeypointThreshold, MaxPersons, PoseScoreThreshold, Smoothing, VideoMode
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_POSE_MODEL = REPO_ROOT / "models" / "okdhp-movenet-int8.onnx"
-DEFAULT_DETECTOR_MODEL = REPO_ROOT / "models" / "nanodet-coco-int8.onnx"
-DEFAULT_VIDEO_MODEL = REPO_ROOT / "models" / "okdhp-movenet-video-int8.onnx"
+__all__ = ["DEFAULT_DETECTOR_MODEL", "DEFAULT_POSE_MODEL", "DEFAULT_VIDEO_MODEL", "REPO_ROOT", "Settings"]
 
 
 class Settings(BaseSettings):

@@ -20,8 +20,8 @@ from typing import Literal
 from fastapi import WebSocket
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from okpose.imageio import ImageError, check_size
 from service.engine import BoxError, Engine
-from service.imageio import ImageError, check_size
 from service.options import Options, OptionsUpdate
 from service.schemas import Hello, StreamError, StreamResult
 

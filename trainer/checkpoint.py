@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 if TYPE_CHECKING:
-    from posecore.spec import ModelSpec
+    from okpose.core.spec import ModelSpec
     from trainer.config import ExperimentConfig
     from trainer.network import OKDHPNet
 
@@ -31,7 +31,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def rebuild(state: dict[str, Any]) -> tuple[OKDHPNet, ExperimentConfig, ModelSpec]:
     """The trained module, its config and spec, from a checkpoint alone (in eval mode)."""
-    from posecore.spec import ModelSpec
+    from okpose.core.spec import ModelSpec
     from trainer.config import ExperimentConfig, build
     from trainer.network import OKDHPNet
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from posecore.spec import ModelSpec
+from okpose.core.spec import ModelSpec
 from trainer.config import load_config
 from trainer.evaluate import evaluate
 
 
 def onnx_predictor(path: str, threads: int = 0):
-    from posecore.runtime import open_session
+    from okpose.core.runtime import open_session
 
     sess = open_session(path, "cpu", threads)
     spec = ModelSpec.from_metadata(sess.get_modelmeta().custom_metadata_map)

@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from posecore.skeleton import skeleton_for
-from posecore.spec import ModelSpec
+from okpose.core.skeleton import skeleton_for
+from okpose.core.spec import ModelSpec
 from trainer.augment import AugmentConfig
 from trainer.losses import LossConfig
 from trainer.models import ModelConfig

@@ -13,10 +13,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from posecore.heatmaps import encode_gaussian
-from posecore.skeleton import skeleton_for
-from posecore.spec import ModelSpec
-from posecore.topdown import normalize_crops
+from okpose.core.heatmaps import encode_gaussian
+from okpose.core.skeleton import skeleton_for
+from okpose.core.spec import ModelSpec
+from okpose.core.topdown import normalize_crops
 from trainer.augment import AugmentConfig, augment_sample
 
 if TYPE_CHECKING:

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from posecore.heatmaps import merge_flip
-from posecore.oks import oks
-from posecore.skeleton import flip_index, skeleton_for
-from posecore.spec import ModelSpec
-from posecore.topdown import heatmaps_to_image, normalize_crops, person_score, prepare_crops
+from okpose.core.heatmaps import merge_flip
+from okpose.core.oks import oks
+from okpose.core.skeleton import flip_index, skeleton_for
+from okpose.core.spec import ModelSpec
+from okpose.core.topdown import heatmaps_to_image, normalize_crops, person_score, prepare_crops
 from trainer.data import ImageCache, PersonRecord
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ def predict_records(
 
 
 def instance_score(kps: np.ndarray, thr: float = 0.2) -> np.ndarray:
-    """Person score for COCO ranking: the service's own (``posecore.topdown.person_score``)."""
+    """Person score for COCO ranking: the service's own (``okpose.core.topdown.person_score``)."""
     return person_score(kps, thr)
 
 

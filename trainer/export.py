@@ -13,8 +13,8 @@ import numpy as np
 import onnx
 import torch
 
-from posecore.runtime import constant_folded, fold_pads_into_convs
-from posecore.spec import ModelSpec
+from okpose.core.runtime import constant_folded, fold_pads_into_convs
+from okpose.core.spec import ModelSpec
 from trainer.checkpoint import load_checkpoint, rebuild
 from trainer.models import SingleBranchNet, count_macs, count_params
 
@@ -117,7 +117,7 @@ def save_onnx(
 
 def parity(student: torch.nn.Module, onnx_path: str | Path, input_hw: tuple[int, int], batch: int = 3) -> float:
     """Max |torch - ONNX Runtime| on a random batch (batch > 1 also checks the dynamic axis)."""
-    from posecore.runtime import open_session
+    from okpose.core.runtime import open_session
 
     x = torch.randn(batch, 3, *input_hw, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():

@@ -22,8 +22,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from posecore.skeleton import COCO17
-from posecore.types import Poses
+from okpose.core.skeleton import COCO17
+from okpose.core.types import Poses
 
 log = logging.getLogger("trainer.label")
 K = COCO17.num_keypoints  # MoveNet's schema
@@ -51,7 +51,7 @@ class Teacher:
     """MoveNet single-pose on a square crop, plain and mirrored."""
 
     def __init__(self, path: Path, threads: int = 1):
-        from posecore.runtime import open_session
+        from okpose.core.runtime import open_session
 
         if not path.is_file():
             raise SystemExit(f"teacher model {path} missing: run `make teachers` first")
@@ -143,8 +143,8 @@ def label(
     cfg: LabelConfig | None = None,
     frames: int = 0,
 ) -> dict:
-    from service.nanodet import NanoDetDetector
-    from service.tracker import PoseFlowTracker
+    from okpose.detect.nanodet import NanoDetDetector
+    from okpose.track.tracker import PoseFlowTracker
 
     cfg = cfg or LabelConfig()
     det = NanoDetDetector(cfg.detector, cfg.detector_score, input_size=cfg.detector_input, threads=1)
@@ -229,7 +229,7 @@ def label(
 
 def _match_ids(boxes: np.ndarray, tracked_boxes: np.ndarray, track_ids: np.ndarray) -> np.ndarray:
     """Track id of each input box (the tracked output box it overlaps most; -1 if none)."""
-    from posecore.oks import box_iou
+    from okpose.core.oks import box_iou
 
     ids = np.full(len(boxes), -1)
     if len(boxes) and len(tracked_boxes):

@@ -1,7 +1,7 @@
 """``python -m trainer quantize``: static int8 (QDQ) copy of an exported student, spec kept.
 
 Calibrated on GT-box crops of realpose-lab *train* persons (every ``step``-th), prepared exactly
-as the service prepares them (``posecore.topdown``). On this CPU (AVX2, no VNNI) int8 takes the
+as the service prepares them (``okpose.core.topdown``). On this CPU (AVX2, no VNNI) int8 takes the
 nanodet student from ~4.0 to ~2.7 ms per crop on one thread with the same val AP (model card).
 """
 
@@ -15,9 +15,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from posecore.prior import VideoPrior, prior_from_image
-from posecore.spec import ModelSpec
-from posecore.topdown import normalize_crops, prepare_crops
+from okpose.core.prior import VideoPrior, prior_from_image
+from okpose.core.spec import ModelSpec
+from okpose.core.topdown import normalize_crops, prepare_crops
 from trainer.data import load_coco
 
 log = logging.getLogger("trainer.quantize")
@@ -29,7 +29,7 @@ def quantize_student(src: Path, out: Path, ann_file: Path, image_root: Path, ste
     import onnx
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from posecore.runtime import open_session, quantize_qdq
+    from okpose.core.runtime import open_session, quantize_qdq
 
     src = src.resolve()  # the pre-processing below runs in a scratch directory
     sess = open_session(src)

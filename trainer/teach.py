@@ -35,8 +35,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from posecore.oks import box_iou
-from posecore.skeleton import COCO17
+from okpose.core.oks import box_iou
+from okpose.core.skeleton import COCO17
 
 log = logging.getLogger("trainer.teach")
 ROOT = Path(__file__).resolve().parents[1]
@@ -170,7 +170,7 @@ def teacher_pass(
     out: Path, every: int = 2, det_score: float = 0.4, limit: int = 0, threads: int = 1, views: Views | None = None
 ) -> dict:
     """Stage 1: raw teacher views for every person of every image, appended to ``<out>/cache/*.jsonl``."""
-    from service.nanodet import NanoDetDetector
+    from okpose.detect.nanodet import NanoDetDetector
 
     images = out / "images"
     images.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from posecore.skeleton import COCO17
+from okpose.core.skeleton import COCO17
 from trainer.data import PersonRecord, load_coco
 from trainer.peers import TEACHERS, Predict, bootstrap_ap, movenet_predictor, oks_ap, student_predictor
 from trainer.teach import DIVERSE

@@ -2,7 +2,7 @@
 turns the previous frame's pose into per-joint dynamic kernels for the current frame.
 
 Network (``VideoPoseNet``): the shipped student's trunk and head give per-frame logits; the distillator
-reads the previous pose as prior maps (``posecore.prior``: one Gaussian per joint, peak = its score, in the
+reads the previous pose as prior maps (``okpose.core.prior``: one Gaussian per joint, peak = its score, in the
 current crop) and
 
 - pools the current frame's head features under each joint's prior into a per-joint vector, which a small
@@ -45,12 +45,12 @@ import yaml
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from posecore.geometry import apply_affine
-from posecore.heatmaps import decode, encode_gaussian, heatmap_to_input
-from posecore.prior import VideoPrior, render_prior
-from posecore.skeleton import skeleton_for
-from posecore.spec import ModelSpec
-from posecore.topdown import normalize_crops
+from okpose.core.geometry import apply_affine
+from okpose.core.heatmaps import decode, encode_gaussian, heatmap_to_input
+from okpose.core.prior import VideoPrior, render_prior
+from okpose.core.skeleton import skeleton_for
+from okpose.core.spec import ModelSpec
+from okpose.core.topdown import normalize_crops
 from trainer.augment import AugmentConfig, augment_sample
 from trainer.checkpoint import load_checkpoint, save_checkpoint, upgrade
 from trainer.config import DataConfig, OptimConfig, apply_overrides, build, to_dict
@@ -189,7 +189,7 @@ def build_video_net(
 
 
 def video_spec(base: ModelSpec, cfg: VideoConfig, name: str, version: str) -> ModelSpec:
-    """The exported spec: the per-frame student's, plus the prior description (``posecore.prior``)."""
+    """The exported spec: the per-frame student's, plus the prior description (``okpose.core.prior``)."""
     extra = dict(base.extra)
     if cfg.use_prior:
         extra.update(VideoPrior(cfg.sigma, cfg.threshold, "prior", cfg.max_age_s).to_extra())
@@ -466,7 +466,7 @@ def _adversarial_step(
 
 
 def heatmap_to_input_t(xy: torch.Tensor, stride: float) -> torch.Tensor:
-    """``posecore.heatmaps.heatmap_to_input`` on tensors."""
+    """``okpose.core.heatmaps.heatmap_to_input`` on tensors."""
     return (xy + 0.5) * stride - 0.5
 
 
@@ -530,7 +530,7 @@ def export_video_onnx(
         with torch.no_grad():
             ref = module(x).numpy()
         feeds = {"input": x.numpy()}
-    from posecore.runtime import open_session
+    from okpose.core.runtime import open_session
 
     got = open_session(out).run(None, feeds)[0]
     diff = float(np.abs(ref - got).max())

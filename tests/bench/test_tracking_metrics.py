@@ -4,7 +4,7 @@ tracks, with the tracker outputs built from the labels themselves."""
 import numpy as np
 
 from bench.tracking import evaluate, load_gt
-from posecore.types import Poses, TrackedPoses
+from okpose.core.types import Poses, TrackedPoses
 
 
 def outputs(frames, swap_from=None):

@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from posecore.geometry import (
+from okpose.core.geometry import (
     affine_matrix,
     apply_affine,
     box_to_center_size,

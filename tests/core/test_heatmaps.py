@@ -3,8 +3,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from posecore.heatmaps import decode, encode_gaussian, flip_heatmaps, heatmap_to_input, input_to_heatmap, merge_flip
-from posecore.skeleton import COCO_FLIP_PAIRS, flip_index
+from okpose.core.heatmaps import decode, encode_gaussian, flip_heatmaps, heatmap_to_input, input_to_heatmap, merge_flip
+from okpose.core.skeleton import COCO_FLIP_PAIRS, flip_index
 
 W, H, S = 192, 256, 4
 HW = (W // S, H // S)

@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from posecore.oks import box_iou, oks, oks_matrix, pose_nms
+from okpose.core.oks import box_iou, oks, oks_matrix, pose_nms
 
 
 def _pose(seed=0):

@@ -1,12 +1,12 @@
-"""posecore.prior: the previous-pose input of video models, shared by trainer, service and benchmark."""
+"""okpose.core.prior: the previous-pose input of video models, shared by trainer, service and benchmark."""
 
 import numpy as np
 
-from posecore.geometry import affine_matrix
-from posecore.heatmaps import decode, heatmap_to_input
-from posecore.prior import VideoPrior, flip_prior, prior_from_image, render_prior
-from posecore.skeleton import flip_index
-from posecore.spec import ModelSpec
+from okpose.core.geometry import affine_matrix
+from okpose.core.heatmaps import decode, heatmap_to_input
+from okpose.core.prior import VideoPrior, flip_prior, prior_from_image, render_prior
+from okpose.core.skeleton import flip_index
+from okpose.core.spec import ModelSpec
 
 SPEC = ModelSpec(name="t", version="1", input_wh=(128, 192), extra=VideoPrior(sigma=2.0, threshold=0.3).to_extra())
 

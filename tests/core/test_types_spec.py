@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from posecore.spec import DETECTOR_SPEC_KEY, SPEC_KEY, DetectorSpec, ModelSpec
-from posecore.types import Detections, Poses, TrackedPoses
+from okpose.core.spec import DETECTOR_SPEC_KEY, SPEC_KEY, DetectorSpec, ModelSpec
+from okpose.core.types import Detections, Poses, TrackedPoses
 
 
 def test_spec_roundtrips_through_metadata():

@@ -14,9 +14,9 @@ import pytest
 import websockets
 
 from clients.streaming import Sink, run
-from posecore.topdown import TopDown
+from okpose.core.topdown import TopDown
+from okpose.pose import load_pose_model
 from service.engine import Engine
-from service.pose import load_pose_model
 from tests.reliability.conftest import ServiceProcess, report
 from tests.service.conftest import make_server, settings_for_tests
 

@@ -8,7 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from service.engine import BoxError, Engine, client_boxes
+from okpose.pipeline import BoxError, given_boxes
+from service.engine import Engine
 from service.options import OptionsUpdate
 from tests.service.conftest import settings_for_tests
 
@@ -26,7 +27,7 @@ class CountingDetector:
 
 @pytest.fixture(scope="module")
 def engine():
-    from service.detector import DetectorConfig, build_detector
+    from okpose.detect.detectors import DetectorConfig, build_detector
 
     settings = settings_for_tests()
     e = Engine.load(settings, detector=CountingDetector(build_detector(DetectorConfig.from_settings(settings))))
@@ -67,7 +68,7 @@ def test_client_boxes_skip_the_detector_and_are_clipped(engine, multi_frames):
     assert engine.detector.calls == before and not answer.detector_ran
     assert answer.persons[0].box[0] == 0.0
     with pytest.raises(BoxError, match="outside"):
-        client_boxes(np.array([[500, 10, 600, 100]], np.float32), (480, 270))
+        given_boxes(np.array([[500, 10, 600, 100]], np.float32), (480, 270))
 
 
 def test_large_jpegs_are_decoded_reduced_with_results_in_image_pixels(engine, data_root):
@@ -75,8 +76,8 @@ def test_large_jpegs_are_decoded_reduced_with_results_in_image_pixels(engine, da
     image's own pixels, as the full decode."""
     import cv2
 
-    from posecore.oks import box_iou
-    from service.imageio import decode_image
+    from okpose.core.oks import box_iou
+    from okpose.imageio import decode_image
 
     cap = cv2.VideoCapture(str(data_root / "videos" / "pose2sim_multi_cam01.mp4"))
     ok, img = cap.read()

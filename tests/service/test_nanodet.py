@@ -11,9 +11,9 @@ import httpx
 import numpy as np
 import pytest
 
-from posecore.oks import box_iou
-from service.detector import DetectorConfig, HogDetector, YoloOnnxDetector, build_detector
-from service.nanodet import NanoDetDetector, anchor_grid, decode_distances, input_shape
+from okpose.core.oks import box_iou
+from okpose.detect.detectors import DetectorConfig, HogDetector, YoloOnnxDetector, build_detector
+from okpose.detect.nanodet import NanoDetDetector, anchor_grid, decode_distances, input_shape
 from service.settings import DEFAULT_POSE_MODEL, REPO_ROOT, Settings
 
 MODELS = REPO_ROOT / "models"
@@ -136,7 +136,7 @@ def test_auto_picks_by_what_the_file_is(tmp_path, caplog):
     )  # the shipped default
     fixed = build_detector(DetectorConfig.from_settings(Settings(threads=1, detector_input=416)))
     assert isinstance(fixed, NanoDetDetector) and fixed.size == 416
-    with caplog.at_level(logging.ERROR, logger="service.detector"):
+    with caplog.at_level(logging.ERROR, logger="okpose.detect.detectors"):
         fallback = build_detector(
             DetectorConfig.from_settings(Settings(threads=1, detector_model=str(tmp_path / "missing.onnx")))
         )
@@ -188,7 +188,7 @@ def test_ultralytics_backend_gives_each_worker_thread_its_own_model(tmp_path):
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    from service.detector import UltralyticsDetector
+    from okpose.detect.detectors import UltralyticsDetector
 
     weights = tmp_path / "yolo.pt"
     weights.write_bytes(b"weights")

@@ -4,8 +4,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from posecore.runtime import ModelLoadError, choose_providers, open_session
-from service.pose import load_pose_model
+from okpose.core.runtime import ModelLoadError, choose_providers, open_session
+from okpose.pose import load_pose_model
 from service.settings import DEFAULT_POSE_MODEL
 
 

@@ -7,7 +7,7 @@ import threading
 import pytest
 import websockets
 
-from service.detector import DetectorConfig, build_detector
+from okpose.detect.detectors import DetectorConfig, build_detector
 from service.engine import Engine
 from tests.service.conftest import make_server, noise_jpeg, settings_for_tests
 
@@ -256,7 +256,7 @@ def test_box_means_the_same_on_every_frame(server, multi_frames):
     overlaps it and has the same width (median over the clip: keypoint boxes were ~7 % narrower)."""
     import numpy as np
 
-    from posecore.oks import box_iou
+    from okpose.core.oks import box_iou
 
     every = asyncio.run(_persons_per_frame(server.ws, multi_frames, 1))
     skipping = asyncio.run(_persons_per_frame(server.ws, multi_frames, 3))

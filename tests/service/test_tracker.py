@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from posecore.types import Poses
-from service.matching import Weights, keypoint_similarity
-from service.tracker import PoseFlowTracker, TrackerConfig
+from okpose.core.types import Poses
+from okpose.track.matching import Weights, keypoint_similarity
+from okpose.track.tracker import PoseFlowTracker, TrackerConfig
 
 # a standing person in a unit box (x right, y down), COCO order
 TEMPLATE = np.array(
@@ -318,7 +318,7 @@ def test_a_joint_optimum_cannot_trade_away_the_pose_a_track_just_followed(fresh_
 
 
 def test_fresh_first_assignment_keeps_best_fits_and_lets_better_stale_tracks_win():
-    from service.matching import assign, assign_fresh_first
+    from okpose.track.matching import assign, assign_fresh_first
 
     scores = np.array([[1.0, 0.6], [0.7, 0.0]])  # row 0 fresh; the joint optimum trades it onto column 1
     assert sorted(zip(*assign(scores, 0.3), strict=True)) == [(0, 1), (1, 0)]

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from posecore.skeleton import COCO17, MPII16, skeleton_for
+from okpose.core.skeleton import COCO17, MPII16, skeleton_for
 from trainer.__main__ import main
 from trainer.augment import AugmentConfig, augment_sample, person_mask
 from trainer.data import load_coco
@@ -67,7 +67,7 @@ def test_augment_sample_keeps_keypoints_on_the_body_for_either_schema(skeleton, 
         kps = to_mpii(kps)
     img = cv2.imread(rec.image_path)
     cfg = AugmentConfig(background_prob=1.0, occlusion_prob=1.0, half_body_prob=0.5)
-    from posecore.geometry import apply_affine
+    from okpose.core.geometry import apply_affine
 
     flipped = 0
     perm = skeleton.flip_index()

@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from posecore.spec import ModelSpec
+from okpose.core.spec import ModelSpec
 from service.settings import DEFAULT_POSE_MODEL
 from trainer.card import CI_SUBSET
 from trainer.cli_eval import onnx_predictor

@@ -9,7 +9,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from posecore.spec import ModelSpec
+from okpose.core.spec import ModelSpec
 from trainer.__main__ import main
 
 TINY = [
@@ -116,7 +116,7 @@ def test_quantize_keeps_the_spec_and_the_outputs(smoke_run, tmp_path, capsys, da
     # real val crops (the calibration saw train crops)
     import cv2
 
-    from posecore.topdown import normalize_crops, prepare_crops
+    from okpose.core.topdown import normalize_crops, prepare_crops
     from trainer.data import load_coco
 
     recs = load_coco(data_root / "annotations" / "person_keypoints_val.json", data_root / "images")[::20]

@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 
-from posecore.skeleton import COCO17
+from okpose.core.skeleton import COCO17
 from trainer.data import PersonRecord, load_coco
 from trainer.unseen import paired_delta_ci, rate_ci, swap_counts, unseen_joint_counts
 

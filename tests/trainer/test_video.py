@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from posecore.prior import VideoPrior, render_prior
-from posecore.runtime import open_session
-from posecore.spec import ModelSpec
+from okpose.core.prior import VideoPrior, render_prior
+from okpose.core.runtime import open_session
+from okpose.core.spec import ModelSpec
 from trainer.checkpoint import save_checkpoint
 from trainer.config import ExperimentConfig, build, spec_from_config, to_dict
 from trainer.video import (
@@ -85,7 +85,7 @@ def test_sequence_prior_is_the_previous_frame_of_the_same_track(data_root):
     prev = frames[ds.index[(frames[i].video, frames[i].track, frames[i].frame - 1)]]
     assert x.shape == x_prev.shape == (3, 192, 128) and prior.shape == target.shape == (17, 48, 32)
     # the prior's peaks are frame t-1's labelled joints in frame t's crop (triple[1]), not frame t's
-    from posecore.heatmaps import decode, heatmap_to_input
+    from okpose.core.heatmaps import decode, heatmap_to_input
 
     coords, peak = decode(prior.numpy()[None])
     xy = heatmap_to_input(coords, 4)[0]

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from posecore.skeleton import COCO17
+from okpose.core.skeleton import COCO17
 from trainer.models.blocks import count_macs, count_params
 from trainer.models.hourglass import HourglassStacks, HourglassStem, StackedBranch
 from trainer.models.litehg import LiteHourglass, LiteStem

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from posecore.skeleton import COCO_SIGMAS
+from okpose.core.skeleton import COCO_SIGMAS
 
 F64 = npt.NDArray[np.float64]
 

@@ -15,9 +15,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import numpy.typing as npt
 
-from posecore.geometry import apply_affine
-from posecore.heatmaps import input_to_heatmap
-from posecore.spec import ModelSpec
+from okpose.core.geometry import apply_affine
+from okpose.core.heatmaps import input_to_heatmap
+from okpose.core.spec import ModelSpec
 
 F32 = npt.NDArray[np.float32]
 VIDEO_KEY = "video"

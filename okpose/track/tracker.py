@@ -7,7 +7,7 @@ from the frames' timestamps.
    unseen (``velocity_tau_s``), so a person who stopped while hidden and one who walked on are both
    within reach; the uncertainty (gate and keypoint-box size) grows with the time unseen;
 3. recently seen tracks are matched (box IoU, keypoint similarity over keypoints visible in both,
-   appearance; Hungarian with a floor: ``service.matching``) fresh first: the tracks matched on the
+   appearance; Hungarian with a floor: ``okpose.track.matching``) fresh first: the tracks matched on the
    previous frame take the poses no other track fits better, then the rest compete jointly for the
    rest, so the joint optimum cannot trade a followed person's pose to a stale track that fits it
    worse (``assign_fresh_first``);
@@ -33,12 +33,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from posecore.oks import box_iou, pose_nms
-from posecore.skeleton import COCO17
-from posecore.types import Poses, TrackedPoses
-from service.appearance import BINS, similarity, torso_histograms
-from service.matching import Weights, assign, assign_fresh_first, association_terms, combine
-from service.motion import cap_speed, keypoint_shift, one_euro_step
+from okpose.core.oks import box_iou, pose_nms
+from okpose.core.skeleton import COCO17
+from okpose.core.types import Poses, TrackedPoses
+from okpose.track.appearance import BINS, similarity, torso_histograms
+from okpose.track.matching import Weights, assign, assign_fresh_first, association_terms, combine
+from okpose.track.motion import cap_speed, keypoint_shift, one_euro_step
 
 F64 = npt.NDArray[np.float64]
 

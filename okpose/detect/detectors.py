@@ -1,4 +1,4 @@
-"""Person detectors behind one interface: NanoDet ONNX (the shipped default, ``service.nanodet``),
+"""Person detectors behind one interface: NanoDet ONNX (the shipped default, ``okpose.detect.nanodet``),
 a user's YOLO ONNX export, Ultralytics in-process (optional) and OpenCV's HOG people detector
 (last resort when no model file is present)."""
 
@@ -15,11 +15,11 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from posecore.runtime import ModelLoadError, open_session
-from posecore.types import Detections
-from service.nanodet import NanoDetDetector, has_detector_spec, nms_xyxy
+from okpose.core.runtime import ModelLoadError, open_session
+from okpose.core.types import Detections
+from okpose.detect.nanodet import NanoDetDetector, has_detector_spec, nms_xyxy
 
-log = logging.getLogger("service.detector")
+log = logging.getLogger("okpose.detect.detectors")
 Image = npt.NDArray[np.uint8]
 
 

@@ -1,7 +1,7 @@
 """NanoDet person detector (ONNX Runtime): resize (``input_shape``) -> one call -> GFL decode -> NMS.
 
 Everything about pre- and post-processing (input size, mean/std, colour order, strides, bins,
-which class is a person) is read from the model's own metadata (``posecore.spec.DetectorSpec``,
+which class is a person) is read from the model's own metadata (``okpose.core.spec.DetectorSpec``,
 written by ``tools/convert_models.py``).
 """
 
@@ -14,9 +14,9 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from posecore.runtime import ModelLoadError, open_session
-from posecore.spec import DETECTOR_SPEC_KEY, DetectorSpec
-from posecore.types import Detections
+from okpose.core.runtime import ModelLoadError, open_session
+from okpose.core.spec import DETECTOR_SPEC_KEY, DetectorSpec
+from okpose.core.types import Detections
 
 Image = npt.NDArray[np.uint8]
 F32 = npt.NDArray[np.float32]

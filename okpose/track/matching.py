@@ -2,7 +2,7 @@
 
 Every term is in [0, 1] and the score is their weighted mean over the terms available for a pair
 (PoseFlow weighs box IoU and keypoint-box IoU 2:2 and its two ORB terms 1:1; here the ORB terms are
-replaced by one appearance term, ``service.appearance``), so a threshold means the same with or
+replaced by one appearance term, ``okpose.track.appearance``), so a threshold means the same with or
 without a cue. A pair farther apart than the track's motion gate scores 0.
 """
 
@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.optimize import linear_sum_assignment
 
-from posecore.oks import box_iou
+from okpose.core.oks import box_iou
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]

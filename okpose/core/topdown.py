@@ -8,11 +8,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from posecore.geometry import apply_affine, box_to_center_size, crop_batch, invert_affine
-from posecore.heatmaps import decode, heatmap_to_input, merge_flip
-from posecore.prior import VideoPrior, flip_prior, prior_from_image
-from posecore.skeleton import flip_index
-from posecore.spec import ModelSpec
+from okpose.core.geometry import apply_affine, box_to_center_size, crop_batch, invert_affine
+from okpose.core.heatmaps import decode, heatmap_to_input, merge_flip
+from okpose.core.prior import VideoPrior, flip_prior, prior_from_image
+from okpose.core.skeleton import flip_index
+from okpose.core.spec import ModelSpec
 
 F32 = npt.NDArray[np.float32]
 
@@ -78,7 +78,7 @@ class TopDown:
         self.predict, self.spec, self.flip_test = predict, spec, flip_test
         self.providers: list[str] = []  # where inference runs (ONNX Runtime providers)
         self.flip_perm = flip_index(spec.num_keypoints, spec.flip_pairs)
-        # a video-mode model (``trainer.video``) also takes each person's previous pose (``posecore.prior``)
+        # a video-mode model (``trainer.video``) also takes each person's previous pose (``okpose.core.prior``)
         self.prior = VideoPrior.from_spec(spec)
 
     @classmethod

@@ -1,6 +1,6 @@
 """The one place ONNX Runtime sessions are opened (service, evaluation, labelling, export checks).
 
-onnxruntime is imported lazily so ``posecore`` stays importable with numpy and OpenCV alone.
+onnxruntime is imported lazily so ``okpose.core`` stays importable with numpy and OpenCV alone.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import onnxruntime as ort
 
-log = logging.getLogger("posecore.runtime")
+log = logging.getLogger("okpose.core.runtime")
 
 PREFERRED = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")

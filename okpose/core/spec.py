@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from posecore.skeleton import COCO_FLIP_PAIRS, COCO_KEYPOINTS, COCO_LIMBS
+from okpose.core.skeleton import COCO_FLIP_PAIRS, COCO_KEYPOINTS, COCO_LIMBS
 
 SPEC_KEY = "okpose.spec"
 SPEC_FORMAT = 1

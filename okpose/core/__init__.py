@@ -1,4 +1,4 @@
-"""posecore: the torch-free pieces trainer and service must agree on.
+"""okpose.core: the torch-free pieces trainer and service must agree on.
 
 skeleton (COCO-17), geometry (boxes, affine crops), heatmaps (encode/decode), oks (OKS, NMS,
 IoU), types (typed result objects) and spec (model metadata carried inside the ONNX file).

@@ -1,13 +1,13 @@
 """The pose model: an ONNX student whose spec (input size, normalisation, keypoint schema) is read
-from its own metadata, run by ``posecore.topdown.TopDown`` (one batched call per frame)."""
+from its own metadata, run by ``okpose.core.topdown.TopDown`` (one batched call per frame)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from posecore.runtime import ModelLoadError, open_session
-from posecore.spec import ModelSpec
-from posecore.topdown import TopDown
+from okpose.core.runtime import ModelLoadError, open_session
+from okpose.core.spec import ModelSpec
+from okpose.core.topdown import TopDown
 
 
 def load_pose_model(path: str | Path, providers: str = "auto", threads: int = 0, flip_test: bool = False) -> TopDown:
