@@ -221,7 +221,8 @@ def render(rows: list[dict], config: str, overrides: list[str]) -> str:
     machine = platform.processor() or platform.machine()
     width = "" if r0["arch"] == "movenet" else f" width {r0['width']}"  # movenet: MoveNet's own widths
     head = (
-        f"{r0.get('val', 'realpose-lab val')} (GT boxes, {'flip test' if r0['flip_test'] else 'no flip'}; metrics in %), "
+        f"{r0.get('val', 'realpose-lab val')} "
+        f"(GT boxes, {'flip test' if r0['flip_test'] else 'no flip'}; metrics in %), "
         f"arch `{r0['arch']}`{width}, "
         f"input {r0['input_wh'][0]}x{r0['input_wh'][1]}, "
         f"{r0['params'] / 1e6:.2f} M parameters / {r0['gmacs']:.3f} GMACs deployed, machine: {machine}.\n"
