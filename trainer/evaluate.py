@@ -53,16 +53,20 @@ def instance_score(kps: np.ndarray, thr: float = 0.2) -> np.ndarray:
     return person_score(kps, thr)
 
 
+def coco_dets(records: list[PersonRecord], keypoints: np.ndarray) -> list[dict]:
+    """COCO keypoint results, one per record, ranked by the service's person score."""
+    return [
+        {"image_id": r.image_id, "category_id": 1, "keypoints": kp.reshape(-1).tolist(), "score": float(s)}
+        for r, kp, s in zip(records, keypoints, instance_score(keypoints), strict=True)
+    ]
+
+
 def coco_ap(ann_file: str, records: list[PersonRecord], keypoints: np.ndarray) -> dict[str, float]:
     """COCO keypoint AP/AP50/AP75/AR for predictions (one per record) against ``ann_file``."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
-    scores = instance_score(keypoints)
-    dets = [
-        {"image_id": r.image_id, "category_id": 1, "keypoints": kp.reshape(-1).tolist(), "score": float(s)}
-        for r, kp, s in zip(records, keypoints, scores, strict=True)
-    ]
+    dets = coco_dets(records, keypoints)
     if not dets:
         return {"AP": 0.0, "AP50": 0.0, "AP75": 0.0, "AR": 0.0}
     with contextlib.redirect_stdout(io.StringIO()):

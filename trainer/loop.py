@@ -79,18 +79,15 @@ def train(cfg: ExperimentConfig) -> Path:
     model = OKDHPNet(cfg.model, cfg.train.mode).to(device)
     trainable = [p for p in model.parameters() if p.requires_grad]  # pcl's mean teacher learns by EMA only
     opt = torch.optim.Adam(trainable, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    # the starting weights L2-SP pulls toward, taken before a resume loads later ones (the same seeded
+    # initialisation, pretrained parts included, whether the run starts or resumes)
+    anchor = [p.detach().clone() for p in trainable] if cfg.optim.l2sp else []
     start_epoch, step = 0, 0
     if cfg.train.resume:
         state = load_checkpoint(cfg.train.resume)
         model.load_state_dict(upgrade(state["config"], state["model"])[1])
         opt.load_state_dict(state["optimizer"])
         start_epoch, step = state["epoch"] + 1, state["step"]
-    # the starting weights L2-SP pulls toward (taken before a resume loads later weights: a resumed run's
-    # anchor is its config's initialisation again, which is deterministic for the pretrained parts)
-    anchor = [p.detach().clone() for p in trainable] if cfg.optim.l2sp else []
-    if cfg.train.resume and anchor:
-        fresh = OKDHPNet(cfg.model, cfg.train.mode)
-        anchor = [p.detach().clone().to(device) for p in fresh.parameters() if p.requires_grad]
     ddp = DistributedDataParallel(model) if world > 1 else model
     total_steps = cfg.optim.epochs * len(loader)
 

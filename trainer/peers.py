@@ -14,14 +14,14 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from trainer.data import PersonRecord, load_coco
-from trainer.evaluate import instance_score, oks_per_person, pck
+from trainer.evaluate import coco_dets, oks_per_person, pck
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "realpose-lab"
@@ -73,20 +73,37 @@ def oks_ap(images: list[dict], anns: list[dict], dets: list[dict]) -> float:
     return float(ev.stats[0])
 
 
-def bootstrap_ap(gt: dict, dets: list[dict], n: int = 100, seed: int = 0) -> tuple[float, float]:
-    """95 % percentile interval of AP over images resampled with replacement (renumbered copies)."""
+def bootstrap_resamples(
+    gt: dict, det_sets: list[list[dict]], n: int = 100, seed: int = 0
+) -> Iterator[tuple[list[dict], list[dict], list[list[dict]]]]:
+    """``n`` resamples of the images with replacement (renumbered copies): images, annotations and each of
+    ``det_sets`` on the same drawn images (several sets: a paired bootstrap)."""
     rng = np.random.default_rng(seed)
     ids = [im["id"] for im in gt["images"]]
-    anns_by = {i: [a for a in gt["annotations"] if a["image_id"] == i] for i in ids}
-    dets_by = {i: [d for d in dets if d["image_id"] == i] for i in ids}
-    aps = []
+    anns_by: dict[int, list[dict]] = {i: [] for i in ids}
+    for a in gt["annotations"]:
+        anns_by.setdefault(a["image_id"], []).append(a)
+    sets_by: list[dict[int, list[dict]]] = []
+    for dets in det_sets:
+        by: dict[int, list[dict]] = {i: [] for i in ids}
+        for d in dets:
+            by.setdefault(d["image_id"], []).append(d)
+        sets_by.append(by)
     for _ in range(n):
-        images, anns, ds = [], [], []
+        images: list[dict] = []
+        anns: list[dict] = []
+        out: list[list[dict]] = [[] for _ in det_sets]
         for new_id, old in enumerate(rng.choice(ids, len(ids))):
             images.append({"id": new_id, "width": 1, "height": 1})
             anns += [{**a, "id": len(anns) + k + 1, "image_id": new_id} for k, a in enumerate(anns_by[old])]
-            ds += [{**d, "image_id": new_id} for d in dets_by[old]]
-        aps.append(oks_ap(images, anns, ds))
+            for ds, by in zip(out, sets_by, strict=True):
+                ds += [{**d, "image_id": new_id} for d in by[old]]
+        yield images, anns, out
+
+
+def bootstrap_ap(gt: dict, dets: list[dict], n: int = 100, seed: int = 0) -> tuple[float, float]:
+    """95 % percentile interval of AP over images resampled with replacement (renumbered copies)."""
+    aps = [oks_ap(images, anns, ds) for images, anns, (ds,) in bootstrap_resamples(gt, [dets], n, seed)]
     return float(np.percentile(aps, 2.5)), float(np.percentile(aps, 97.5))
 
 
@@ -94,10 +111,7 @@ def evaluate_gt_boxes(name: str, predict: Predict, ann_file: Path, image_root: P
     gt = json.loads(ann_file.read_text())
     records = load_coco(ann_file, image_root)
     kps = predict(records)
-    dets = [
-        {"image_id": r.image_id, "category_id": 1, "keypoints": k.reshape(-1).tolist(), "score": float(s)}
-        for r, k, s in zip(records, kps, instance_score(kps), strict=True)
-    ]
+    dets = coco_dets(records, kps)
     track = {a["id"]: a.get("track_id", -1) for a in gt["annotations"]}
     per_person = {}
     for tid in sorted({track[r.ann_id] for r in records}):

@@ -27,7 +27,16 @@ import numpy as np
 
 from okpose.core.skeleton import COCO17
 from trainer.data import PersonRecord, load_coco
-from trainer.peers import TEACHERS, Predict, bootstrap_ap, movenet_predictor, oks_ap, student_predictor
+from trainer.evaluate import coco_dets
+from trainer.peers import (
+    TEACHERS,
+    Predict,
+    bootstrap_ap,
+    bootstrap_resamples,
+    movenet_predictor,
+    oks_ap,
+    student_predictor,
+)
 from trainer.teach import DIVERSE
 
 SCORE = 0.3  # a joint "reported" for the unseen-joint rate
@@ -82,12 +91,7 @@ def evaluate_split(name: str, predict: Predict, split: Split) -> dict:
     records = load_coco(split.ann, split.images)
     sizes_by = {im["id"]: (im["width"], im["height"]) for im in gt["images"]}
     kps = predict(records)
-    from trainer.evaluate import instance_score
-
-    dets = [
-        {"image_id": r.image_id, "category_id": 1, "keypoints": k.reshape(-1).tolist(), "score": float(s)}
-        for r, k, s in zip(records, kps, instance_score(kps), strict=True)
-    ]
+    dets = coco_dets(records, kps)
     lo, hi = bootstrap_ap(gt, dets)
     swaps = rate_ci(swap_counts(records, kps))
     unseen = rate_ci(unseen_joint_counts(records, kps, [sizes_by[r.image_id] for r in records]))
@@ -110,26 +114,9 @@ def evaluate_split(name: str, predict: Predict, split: Split) -> dict:
 
 def paired_delta_ci(gt: dict, a: list[dict], b: list[dict], n: int = 100, seed: int = 0) -> tuple[float, float]:
     """95 % interval of AP(a) - AP(b) with the same images resampled for both (paired bootstrap)."""
-    rng = np.random.default_rng(seed)
-    ids = [im["id"] for im in gt["images"]]
-    anns_by: dict[int, list[dict]] = {i: [] for i in ids}
-    for x in gt["annotations"]:
-        anns_by.setdefault(x["image_id"], []).append(x)
-    a_by: dict[int, list[dict]] = {i: [] for i in ids}
-    b_by: dict[int, list[dict]] = {i: [] for i in ids}
-    for d in a:
-        a_by[d["image_id"]].append(d)
-    for d in b:
-        b_by[d["image_id"]].append(d)
-    deltas = []
-    for _ in range(n):
-        images, anns, da, db = [], [], [], []
-        for new_id, old in enumerate(rng.choice(ids, len(ids))):
-            images.append({"id": new_id, "width": 1, "height": 1})
-            anns += [{**x, "id": len(anns) + k + 1, "image_id": new_id} for k, x in enumerate(anns_by[old])]
-            da += [{**d, "image_id": new_id} for d in a_by[old]]
-            db += [{**d, "image_id": new_id} for d in b_by[old]]
-        deltas.append(oks_ap(images, anns, da) - oks_ap(images, anns, db))
+    deltas = [
+        oks_ap(im, anns, da) - oks_ap(im, anns, db) for im, anns, (da, db) in bootstrap_resamples(gt, [a, b], n, seed)
+    ]
     return float(np.percentile(deltas, 2.5)), float(np.percentile(deltas, 97.5))
 
 
