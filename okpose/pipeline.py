@@ -264,7 +264,8 @@ class Pipeline:
         followed: list[Track] = []
         detector_ran = False
         if boxes is not None:
-            dets = Detections(given_boxes(boxes, (w, h)), np.ones(len(np.asarray(boxes).reshape(-1, 4)), np.float32))
+            given = given_boxes(boxes, (w, h))
+            dets = Detections(given, np.ones(len(given), np.float32))
         else:
             followed = stream.tracks_to_follow(opts.detect_interval) if stream is not None else []
             if stream is not None and followed:
