@@ -40,11 +40,14 @@ typecheck: $(DEV_VENV)/.stamp
 
 # System tools the tests drive: Debian's Chromium for the browser end-to-end test (Playwright never
 # downloads a browser here), promtool (prometheus) and kubectl kustomize (kubernetes-client) for
-# the deploy checks.
+# the deploy checks, GStreamer's RTSP server (with the system python's PyGObject) for the RTSP source tests.
 SYSTEM_DEPS := chromium:chromium promtool:prometheus kubectl:kubernetes-client
+RTSP_DEPS := gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base gstreamer1.0-plugins-good
 system-deps:
 	@missing=""; for pair in $(SYSTEM_DEPS); do cmd=$${pair%%:*}; pkg=$${pair##*:}; \
 	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	/usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0')" 2>/dev/null || \
+	  missing="$$missing $(RTSP_DEPS)"; \
 	if [ -n "$$missing" ]; then SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  echo "installing$$missing (apt)"; $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; fi

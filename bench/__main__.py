@@ -21,8 +21,7 @@ import numpy as np
 from bench import inprocess as ip
 from bench.assets import yolo_onnx
 from bench.frames import load_frames
-from service.schemas import STAGES
-from service.settings import Settings
+from okpose.pipeline import STAGES
 
 log = logging.getLogger("bench")
 
@@ -48,10 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     per_clip = 8 if a.quick else 100
     frames = load_frames(per_clip)
-    settings = Settings(threads=a.threads, workers=2)
     det_path = None if a.no_yolo else yolo_onnx("detect", 320)
     pose_paths = {} if a.no_yolo else {s: yolo_onnx("pose", s) for s in (320, 640)}
-    pose, default_pipe, fast = ip.build(settings, det_path)
+    pose, default_pipe, fast = ip.build(a.threads, det_path)
     res: dict = {
         "machine": {
             "cpu": cpu_model(),

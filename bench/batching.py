@@ -9,7 +9,7 @@ import argparse
 
 from bench import streams as st
 from bench.frames import load_frames
-from service.live import ServiceProcess
+from bench.live import ServiceProcess
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     frames = load_frames(100)
     print("| workers | window | 4 streams | 8 streams | p95 (8 streams) |\n|---|---|---|---|---|")
     for workers, window in ((2, "0"), (2, "3"), (4, "0"), (4, "3")):
-        srv = ServiceProcess("default", "", "100", module="bench.serve_proxy", POSE_THREADS="2",
+        srv = ServiceProcess(POSE_THREADS="2",
                              POSE_WORKERS=str(workers), POSE_BATCH_WINDOW_MS=window, POSE_MAX_STREAMS="64",
                              POSE_MAX_STREAMS_PER_CLIENT="64").start()  # fmt: skip
         try:

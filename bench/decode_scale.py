@@ -15,15 +15,14 @@ import cv2
 import numpy as np
 
 from bench.frames import DATA
-from service.engine import Engine
-from service.settings import Settings
+from okpose.pipeline import Pipeline
 from trainer.peers import bootstrap_ap, oks_ap
 
 RUNS = ((0, 1.0), (400, 1.0), (0, 2.4), (960, 2.4), (480, 2.4))  # (decode_min_side, upscale)
 
 
 def run(gt: dict, min_side: int, upscale: float) -> tuple[float, float, float, float]:
-    engine = Engine.load(Settings(threads=2, decode_min_side=min_side))
+    pipe = Pipeline(threads=2, video=False)
     dets, decode_ms = [], []
     for im in gt["images"]:
         data = (DATA / "images" / im["file_name"]).read_bytes()
@@ -31,12 +30,11 @@ def run(gt: dict, min_side: int, upscale: float) -> tuple[float, float, float, f
             img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
             img = cv2.resize(img, None, fx=upscale, fy=upscale, interpolation=cv2.INTER_CUBIC)
             data = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
-        answer = engine.process(data, engine.defaults)
-        decode_ms.append(answer.timings_ms.decode)
-        for p in answer.persons:
-            kp = (np.asarray(p.keypoints, np.float64) / [upscale, upscale, 1]).reshape(-1).tolist()
-            dets.append({"image_id": im["id"], "category_id": 1, "keypoints": kp, "score": p.score})
-    engine.close()
+        res = pipe.process_bytes(data, decode_min_side=min_side)
+        decode_ms.append(res.timings_ms["decode"])
+        for p in res.persons():
+            kp = (np.asarray(p["keypoints"], np.float64) / [upscale, upscale, 1]).reshape(-1).tolist()
+            dets.append({"image_id": im["id"], "category_id": 1, "keypoints": kp, "score": p["score"]})
     lo, hi = bootstrap_ap(gt, dets)
     return oks_ap(gt["images"], gt["annotations"], dets), lo, hi, float(np.median(decode_ms))
 

@@ -27,6 +27,7 @@ from okpose.core.oks import box_iou
 from okpose.core.types import Detections
 from okpose.detect.detectors import HogDetector
 from okpose.detect.nanodet import NanoDetDetector
+from okpose.sources import open_source
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "realpose-lab"
@@ -115,14 +116,7 @@ def recall_precision(gt: dict, per_image: dict[int, Detections], thr: float) -> 
 
 
 def fullhd_frames(n: int) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(DATA / "videos" / "pose2sim_multi_cam03.mp4"))
-    frames = []
-    while len(frames) < n:
-        ok, f = cap.read()
-        if not ok:
-            break
-        frames.append(f)
-    cap.release()
+    frames = list(open_source(DATA / "videos" / "pose2sim_multi_cam03.mp4", max_frames=n))
     return frames[:: max(1, len(frames) // n)][:n] if frames else []
 
 
@@ -194,7 +188,7 @@ def markdown(rows: list[dict], meta: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from service.settings import Settings
+    from okpose.detect import DetectorConfig
 
     p = argparse.ArgumentParser(prog="python -m bench.detector", description=__doc__.split("\n\n")[0])
     p.add_argument("--threads", type=int, default=2)
@@ -213,9 +207,7 @@ def main(argv: list[str] | None = None) -> int:
             "annotations": [x for x in gt["annotations"] if x["image_id"] in keep],
         }
     hd = fullhd_frames(5 if a.quick else 20)
-    rows = [
-        evaluate(v, gt, images, hd, 1 if a.quick else a.repeats) for v in variants(a.threads, Settings().detector_score)
-    ]
+    rows = [evaluate(v, gt, images, hd, 1 if a.quick else a.repeats) for v in variants(a.threads, DetectorConfig.score)]
     from bench.__main__ import cpu_model
 
     meta = {"date": time.strftime("%Y-%m-%d"), "cpu": cpu_model(), "threads": a.threads, "images": len(images)}

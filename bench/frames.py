@@ -9,6 +9,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from okpose.sources import open_source
+
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "realpose-lab"
 CLIPS = ("pose2sim_multi_cam01", "pose2sim_multi_cam02", "pose2sim_multi_cam03")
 
@@ -26,11 +28,7 @@ def load_frames(per_clip: int, long_side: int = 640, clips: tuple[str, ...] = CL
     out: list[Frame] = []
     for clip in clips:
         tracks = json.loads((root / "tracks" / f"{clip}.json").read_text())["frames"]
-        cap = cv2.VideoCapture(str(root / "videos" / f"{clip}.mp4"))
-        for i in range(per_clip):
-            ok, img = cap.read()
-            if not ok:
-                break
+        for i, img in enumerate(open_source(root / "videos" / f"{clip}.mp4", max_frames=per_clip)):
             h, w = img.shape[:2]
             s = long_side / max(h, w)
             small = cv2.resize(img, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
@@ -42,5 +40,4 @@ def load_frames(per_clip: int, long_side: int = 640, clips: tuple[str, ...] = CL
             ]
             jpeg = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes()
             out.append(Frame(clip, i, small, jpeg, np.asarray(boxes, np.float32).reshape(-1, 4)))
-        cap.release()
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,9 +14,7 @@ from bench.frames import Frame
 from okpose.core.topdown import TopDown
 from okpose.core.types import Detections, Poses
 from okpose.detect.detectors import YoloOnnxDetector, nms_xyxy
-from service.engine import Engine
-from service.schemas import STAGES, FrameAnswer
-from service.settings import Settings
+from okpose.pipeline import STAGES, Pipeline, Result
 
 
 def pct(values: list[float], q: float) -> float:
@@ -39,44 +38,36 @@ class ProxyDetector:
         return Detections(self.boxes, np.ones(len(self.boxes), np.float32))
 
 
-def answer_poses(answer: FrameAnswer) -> Poses:
-    """The wire answer back as arrays (for accuracy and tracking analyses)."""
-    if not answer.persons:
-        return Poses.empty(17)  # the bench runs the shipped COCO-17 student
-    return Poses(
-        np.array([p.keypoints for p in answer.persons], np.float32),
-        np.array([p.box for p in answer.persons], np.float32),
-        np.array([p.score for p in answer.persons], np.float32),
-    )
+def result_poses(res: Result) -> Poses:
+    """A result's persons as the tracker's ``Poses`` (for accuracy and tracking analyses); invisible
+    keypoints zeroed as on the wire."""
+    kps = res.keypoints.copy()
+    kps[~res.visible] = 0.0
+    return Poses(kps, res.boxes, res.scores)
 
 
-def run_pipeline(engine: Engine, frames: list[Frame], interval: int, set_boxes: Callable[[Frame], None] | None):
-    """The server's frame path (``Engine.process``: JPEG bytes -> answer) over the clips, one stream
-    per clip: per-frame stage timings (+ the JSON serialisation the routes add), and the poses."""
+def run_pipeline(pipe: Pipeline, frames: list[Frame], interval: int, set_boxes: Callable[[Frame], None] | None):
+    """The server's frame path (``Pipeline.process_bytes``: JPEG bytes -> result, what the service's engine
+    runs) over the clips, one stream per clip: per-frame stage timings (+ the persons' JSON encoding the
+    routes add), and the poses."""
     rows, poses = [], []
-    state, clip = None, None
-    opts = engine.defaults.model_copy(update={"detect_interval": interval})
+    stream, clip = None, None
+    opts = pipe.options.replace(detect_interval=interval)
     for f in frames:
         if f.clip != clip:
-            state, clip = engine.new_stream(), f.clip
+            stream, clip = pipe.stream(), f.clip
         if set_boxes:
             set_boxes(f)
-        answer = engine.process(f.jpeg, opts, state)
+        res = pipe.process_bytes(f.jpeg, stream, options=opts)
         t1 = time.perf_counter()
-        answer.model_dump_json()
-        rows.append(
-            {
-                **answer.timings_ms.model_dump(),
-                "serialize": (time.perf_counter() - t1) * 1e3,
-                "persons": len(answer.persons),
-            }
-        )
-        poses.append(answer_poses(answer))
+        json.dumps(res.persons())
+        rows.append({**res.timings_ms, "serialize": (time.perf_counter() - t1) * 1e3, "persons": len(res)})
+        poses.append(result_poses(res))
     return rows, poses
 
 
 def stage_table(rows: list[dict]) -> dict[str, dict[str, float]]:
-    stages = (*STAGES, "serialize")
+    stages = (*STAGES, "total", "serialize")
     out = {s: {"p50": pct([r[s] for r in rows], 50), "p95": pct([r[s] for r in rows], 95)} for s in stages}
     out["persons"] = {"p50": pct([r["persons"] for r in rows], 50), "max": float(max(r["persons"] for r in rows))}
     return out
@@ -183,13 +174,13 @@ def interval_accuracy(every: list, skipped: list) -> float:
     return float(ev.stats[0])
 
 
-def build(settings: Settings, yolo_detect: Path | None):
-    """The pose model, the shipped default engine (NanoDet) and the YOLO-timing proxy engine."""
-    default = Engine.load(settings)
+def build(threads: int, yolo_detect: Path | None):
+    """The pose model, the shipped default pipeline (NanoDet) and the YOLO-timing proxy pipeline."""
+    default = Pipeline(threads=threads, video=False)
     fast = None
     if yolo_detect is not None:
-        proxy = ProxyDetector(YoloOnnxDetector(yolo_detect, 320, 0.35, "auto", settings.threads))
-        fast = (Engine.load(settings, detector=proxy, pose=default.pose), proxy)
+        proxy = ProxyDetector(YoloOnnxDetector(yolo_detect, 320, 0.35, "auto", threads))
+        fast = (Pipeline(default.pose, proxy, video=False), proxy)
     return default.pose, default, fast
 
 

@@ -1,23 +1,19 @@
-"""The real service (uvicorn, websocket, pipeline) for the benchmark, with the detector swapped for
-``ProxyDetector`` when YOLO assets exist: YOLO's real cost, the frame's GT boxes.
+"""The benchmark's detector plugin for the real service (``POSE_DETECTOR_FACTORY=bench.serve_proxy:proxy_detector``):
+a real YOLO ONNX for its cost, the frame's GT boxes as its answer (untrained YOLO weights find nobody).
 
-python -m bench.serve_proxy DETECTOR(default|proxy) YOLO_DETECT_ONNX PER_CLIP (other settings: POSE_* environment,
-as for ``python -m service``; started by ``service.live.ServiceProcess``)
+Environment: ``BENCH_PROXY_YOLO`` (the YOLO detect ONNX), ``BENCH_PROXY_PER_CLIP`` (frames per clip, as
+``bench.frames.load_frames`` loads them). Started by ``bench.streams.start_server`` through ``python -m service``.
 """
 
 from __future__ import annotations
 
-import sys
+import os
 
 import numpy as np
 
 from bench.frames import load_frames
 from okpose.core.types import Detections
 from okpose.detect.detectors import YoloOnnxDetector
-from service.app import create_app
-from service.engine import Engine
-from service.server import GracefulServer, uvicorn_config
-from service.settings import Settings
 
 
 def key(image: np.ndarray) -> bytes:
@@ -36,20 +32,10 @@ class FrameLookupProxy:
         return Detections(boxes, np.ones(len(boxes), np.float32))
 
 
-def main() -> None:
+def proxy_detector() -> FrameLookupProxy:
     import cv2
 
-    mode, yolo_path, per_clip = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    settings = Settings(log_level="warning")
-    detector = None
-    if mode == "proxy":
-        table = {}
-        for f in load_frames(per_clip):
-            table[key(cv2.imdecode(np.frombuffer(f.jpeg, np.uint8), cv2.IMREAD_COLOR))] = f.gt_boxes
-        detector = FrameLookupProxy(YoloOnnxDetector(yolo_path, 320, 0.35, "auto", 2), table)
-    engine = Engine.load(settings, detector=detector)
-    GracefulServer(uvicorn_config(create_app(settings, engine), settings), engine, settings.shutdown_grace_s).run()
-
-
-if __name__ == "__main__":
-    main()
+    table = {}
+    for f in load_frames(int(os.environ["BENCH_PROXY_PER_CLIP"])):
+        table[key(cv2.imdecode(np.frombuffer(f.jpeg, np.uint8), cv2.IMREAD_COLOR))] = f.gt_boxes
+    return FrameLookupProxy(YoloOnnxDetector(os.environ["BENCH_PROXY_YOLO"], 320, 0.35, "auto", 2), table)

@@ -11,13 +11,18 @@ import numpy as np
 import websockets
 
 from bench.frames import Frame
-from service.live import ServiceProcess
+from bench.live import ServiceProcess
 
 
 def start_server(mode: str, yolo: Path | None, per_clip: int, threads: int = 2) -> ServiceProcess:
-    """The service with the benchmark's detector choice (``bench.serve_proxy``), in its own process."""
-    server = ServiceProcess(mode, str(yolo or ""), str(per_clip), module="bench.serve_proxy",
-                            POSE_THREADS=str(threads), POSE_MAX_STREAMS="64", POSE_MAX_STREAMS_PER_CLIENT="64")  # fmt: skip
+    """``python -m service`` in its own process: the shipped default detector (``mode`` default), or the YOLO-timing
+    proxy plugged in through ``POSE_DETECTOR_FACTORY`` (``mode`` proxy, ``bench.serve_proxy``)."""
+    plugin = {}
+    if mode == "proxy":
+        plugin = {"POSE_DETECTOR_FACTORY": "bench.serve_proxy:proxy_detector", "BENCH_PROXY_YOLO": str(yolo),
+                  "BENCH_PROXY_PER_CLIP": str(per_clip)}  # fmt: skip
+    server = ServiceProcess(POSE_THREADS=str(threads), POSE_MAX_STREAMS="64", POSE_MAX_STREAMS_PER_CLIENT="64",
+                            **plugin)  # fmt: skip
     return server.start()
 
 

@@ -175,17 +175,9 @@ class Recorded:
 
 
 def clip_frames(video: str, root: Path = DATA) -> list[np.ndarray]:
-    import cv2
+    from okpose.sources import open_source
 
-    cap = cv2.VideoCapture(str(root / "videos" / f"{video}.mp4"))
-    frames = []
-    while True:
-        ok, img = cap.read()
-        if not ok:
-            break
-        frames.append(img)
-    cap.release()
-    return frames
+    return list(open_source(root / "videos" / f"{video}.mp4"))
 
 
 def scenarios(video: str, frames: list[np.ndarray], gt: list[GTFrame]) -> dict[str, tuple[list, list[GTFrame]]]:
@@ -226,9 +218,9 @@ def record(
     frames, the tracks followed in between) and keep what its pose stage produced."""
     import cv2
 
-    from service.engine import Engine, StreamState
+    from okpose.pipeline import Pipeline, Stream
 
-    assert isinstance(engine, Engine)
+    assert isinstance(engine, Pipeline)
     seen: list[tuple[Poses, np.ndarray, np.ndarray | None]] = []
 
     class Recorder(PoseFlowTracker):
@@ -237,11 +229,11 @@ def record(
             seen.append((poses, dets, kw.get("origins")))
             return super().update(poses, frame, None if frame is None else frame / fps, det_scores, **kw)
 
-    state = StreamState(Recorder(engine.tracker_config, engine.sigmas, engine.torso))
-    opts = engine.defaults.model_copy(update={"detect_interval": interval})  # the service's own defaults
+    state = Stream(Recorder(engine.tracker_config, engine.sigmas, engine.torso))
+    opts = engine.options.replace(detect_interval=interval)  # the service's own defaults
     jpegs = [cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes() for f in frames]
     for j in jpegs:
-        engine.process(j, opts, state)
+        engine.process_bytes(j, state, options=opts)
     return Recorded(
         name,
         gt,
@@ -353,10 +345,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     rows = []
     if args.source in ("service", "both"):
-        from service.engine import Engine
-        from service.settings import Settings
+        from okpose.pipeline import Pipeline
 
-        engine = Engine.load(Settings(threads=2))
+        engine = Pipeline(threads=2, video=False)
         for video in args.videos:
             gt = load_gt(video)
             fps = float(json.loads((DATA / "tracks" / f"{video}.json").read_text())["fps"])
@@ -373,7 +364,6 @@ def main(argv: list[str] | None = None) -> int:
                     rows.append({"video": video, "input": input_name, "tracker": tname, "ms_per_frame": ms, **m})
                     print(f"{video:22s} {input_name:34s} {tname:28s} IDsw={m['num_switches']:3.0f} "
                           f"MOTA={m['mota']:.3f} IDF1={m['idf1']:.3f} {ms:.3f} ms", flush=True)  # fmt: skip
-        engine.close()
     if args.source in ("gt", "both"):
         for video in args.videos:
             gt = load_gt(video)

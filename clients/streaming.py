@@ -21,7 +21,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import cv2
@@ -29,16 +28,21 @@ import numpy as np
 
 from clients.api import AsyncPoseClient, FrameResult, PoseServiceError
 from clients.draw import draw_hud, draw_result
+from okpose.export import VideoOut
+from okpose.sources import Source, SourceError
+from okpose.sources import open_source as _open_source
 
 log = logging.getLogger("clients.stream")
 
 
-def open_source(camera: int | None, video: str | None) -> tuple[cv2.VideoCapture, float]:
-    cap = cv2.VideoCapture(video) if video else cv2.VideoCapture(camera if camera is not None else 0)
-    if not cap.isOpened():
-        raise SystemExit(f"cannot open {'video ' + video if video else f'camera {camera}'}")
-    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
-    return cap, fps if 1 <= fps <= 240 else 30.0
+def open_source(camera: int | None, video: str | None) -> tuple[Source, float]:
+    """``okpose.sources`` for a camera index or a video / folder / URL; exits with the reason when it cannot."""
+    try:
+        src = _open_source(video if video else (camera if camera is not None else 0))
+    except SourceError as e:
+        raise SystemExit(f"cannot open the source: {e}") from None
+    fps = src.fps or 30.0
+    return src, fps if 1 <= fps <= 240 else 30.0
 
 
 # The server decodes large JPEGs at a reduced scale down to a 960 px long side (POSE_DECODE_MIN_SIDE):
@@ -60,18 +64,15 @@ def add_sending_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--api-key", default=os.environ.get("POSE_API_KEY"))
 
 
-def frames(cap: cv2.VideoCapture, max_side: int, limit: int = 0) -> Iterator[np.ndarray]:
+def frames(src: Source, max_side: int, limit: int = 0) -> Iterator[np.ndarray]:
     """Frames downscaled (never up) so that the long side is at most ``max_side`` (0 = as captured)."""
-    n = 0
-    while not limit or n < limit:
-        ok, img = cap.read()
-        if not ok:
+    for n, img in enumerate(src):
+        if limit and n >= limit:
             return
         h, w = img.shape[:2]
         r = max_side / max(h, w) if max_side else 1.0
         if r < 1:
             img = cv2.resize(img, (round(w * r), round(h * r)), interpolation=cv2.INTER_AREA)
-        n += 1
         yield img
 
 
@@ -105,7 +106,7 @@ class Sink:
 
     def __init__(self, out: str | None, json_path: str | None, fps: float, show: bool):
         self.out, self.fps, self.show = out, fps, show
-        self.writer: cv2.VideoWriter | None = None
+        self.writer = VideoOut(out, fps) if out else None
         self.jsonl = open(json_path, "w") if json_path else None  # noqa: SIM115
         self.frames_written = 0
 
@@ -115,11 +116,7 @@ class Sink:
 
     def frame(self, image: np.ndarray) -> bool:
         """Write/show a frame; False when the user closed the window."""
-        if self.out:
-            if self.writer is None:
-                Path(self.out).parent.mkdir(parents=True, exist_ok=True)
-                h, w = image.shape[:2]
-                self.writer = cv2.VideoWriter(self.out, cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
+        if self.writer is not None:
             self.writer.write(image)
             self.frames_written += 1
         if self.show:
@@ -129,7 +126,7 @@ class Sink:
 
     def close(self) -> None:
         if self.writer is not None:
-            self.writer.release()
+            self.writer.close()
         if self.jsonl:
             self.jsonl.close()
         if self.show:

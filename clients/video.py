@@ -12,8 +12,6 @@ import asyncio
 import logging
 import sys
 
-import cv2
-
 from clients.api import PoseServiceError
 from clients.streaming import Sink, add_sending_args, frames, open_source, run
 
@@ -31,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     cap, fps = open_source(None, a.video)
-    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+    total = cap.frame_count
     if a.frames:
         total = min(total or a.frames, a.frames)
     sink = Sink(a.out, a.json, fps, show=False)
@@ -58,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         bar.close()
         sink.close()
-        cap.release()
+        cap.close()
     print(
         f"{a.out}: {sink.frames_written} frames written, {stats.answered} answered, {stats.dropped} dropped, "
         f"{stats.errors} errors"

@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     finally:
         sink.close()
-        cap.release()
+        cap.close()
     print(
         f"sent {stats.sent} answered {stats.answered} dropped {stats.dropped} errors {stats.errors} "
         f"reconnects {stats.reconnects}"

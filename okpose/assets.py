@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from importlib.resources import files
 from pathlib import Path
 
 
 def model_dir() -> Path:
-    """The folder of the embedded ONNX models and their cards (installed wheel or source checkout)."""
-    try:
-        return Path(str(files("okpose.models")))
-    except ModuleNotFoundError:  # pragma: no cover - a source tree run without installing
-        return Path(__file__).resolve().parents[1] / "models"
+    """The folder of the embedded ONNX models and their cards: ``okpose/models`` in an installed wheel (the
+    package-dir mapping of pyproject.toml), else the source checkout's ``models/``. (Not importlib.resources:
+    ``okpose.models`` is a namespace package there, which an editable install and a second copy on the path
+    turn into a MultiplexedPath that is no folder.)"""
+    here = Path(__file__).resolve().parent
+    installed = here / "models"
+    return installed if installed.is_dir() else here.parent / "models"
 
 
 MODELS = model_dir()

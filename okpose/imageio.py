@@ -9,6 +9,11 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+# the limits' defaults (the service's POSE_MAX_IMAGE_BYTES / POSE_MAX_IMAGE_PIXELS / POSE_DECODE_MIN_SIDE)
+MAX_IMAGE_BYTES = 8 * 1024 * 1024
+MAX_IMAGE_PIXELS = 4096 * 4096
+DECODE_MIN_SIDE = 960  # large JPEGs are decoded at 1/2, 1/4 or 1/8 scale, keeping the long side >= this
+
 
 class ImageError(ValueError):
     """The bytes are not an acceptable image; the message is safe to show to the client."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from okpose.core.skeleton import skeleton_for
 from okpose.core.topdown import TopDown, person_score
 from okpose.core.types import Detections, Poses
 from okpose.detect import Detector, DetectorConfig, build_detector
+from okpose.imageio import DECODE_MIN_SIDE, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, decode_image
 from okpose.pose import load_pose_model
 from okpose.track.motion import follow_box
 from okpose.track.tracker import PoseFlowTracker, Track, TrackerConfig
@@ -237,6 +238,27 @@ class Pipeline:
         """One image, no tracking; ``boxes`` (N, 4) given = skip the detector."""
         return self.process(image, boxes=boxes, options=options)
 
+    def process_bytes(
+        self,
+        data: bytes,
+        stream: Stream | None = None,
+        boxes: npt.ArrayLike | None = None,
+        options: PipelineOptions | None = None,
+        *,
+        max_bytes: int = MAX_IMAGE_BYTES,
+        max_pixels: int = MAX_IMAGE_PIXELS,
+        decode_min_side: int = DECODE_MIN_SIDE,
+        clock: Stopwatch | None = None,
+    ) -> Result:
+        """One encoded frame (JPEG / PNG bytes), the service's path: limits checked before any pixel is decoded
+        (``okpose.imageio.ImageError`` otherwise), large JPEGs decoded at a reduced scale (``decode_min_side``);
+        boxes and keypoints come back in the image's own pixels, only the detector and crops see fewer."""
+        clock = clock or Stopwatch()
+        decoded = decode_image(data, max_bytes, max_pixels, decode_min_side)
+        clock.lap("decode")
+        return self.process(decoded.pixels, stream, boxes, options, scale_xy=decoded.scale_xy,
+                            size_wh=(decoded.width, decoded.height), clock=clock)  # fmt: skip
+
     def process(
         self,
         image: npt.NDArray[np.uint8],
@@ -247,9 +269,12 @@ class Pipeline:
         scale_xy: tuple[float, float] = (1.0, 1.0),
         size_wh: tuple[int, int] | None = None,
         clock: Stopwatch | None = None,
+        timestamp: float | None = None,
     ) -> Result:
         """One frame (BGR uint8). ``stream`` None = stateless. ``scale_xy``/``size_wh``: the image was decoded at a
-        reduced scale (the service's large JPEGs): boxes and keypoints come back in the full image's pixels."""
+        reduced scale (the service's large JPEGs): boxes and keypoints come back in the full image's pixels.
+        ``timestamp``: the frame's time in seconds on the stream's own clock (a video's timestamps), which the
+        tracker's motion model uses; default: its arrival (``clock.arrived``)."""
         if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             got = getattr(image, "shape", type(image).__name__)
             raise ValueError(f"expected a BGR uint8 image (H, W, 3), got {got}")
@@ -257,6 +282,7 @@ class Pipeline:
         if opts.video_mode and self.video is None:
             raise ModelLoadError("video_mode is on but no video model is loaded")
         clock = clock or Stopwatch()
+        now = clock.arrived if timestamp is None else float(timestamp)
         sx, sy = scale_xy
         w, h = size_wh or (image.shape[1], image.shape[0])
         to_px = np.array([1 / sx, 1 / sy, 1 / sx, 1 / sy], np.float32)
@@ -269,7 +295,7 @@ class Pipeline:
         else:
             followed = stream.tracks_to_follow(opts.detect_interval) if stream is not None else []
             if stream is not None and followed:
-                dets = self._follow(stream.tracker, followed, clock.arrived, (w, h))
+                dets = self._follow(stream.tracker, followed, now, (w, h))
             else:
                 found, detector_ran = self.detector(image), True
                 dets = Detections(found.xyxy / to_px, found.scores)
@@ -287,7 +313,7 @@ class Pipeline:
         if len(xyxy):
             x, mats = runner.preprocess(image, xyxy * to_px)
             if video and stream is not None and self.video_infer is not None:
-                previous = self._previous_poses(stream.tracker, followed, xyxy, clock.arrived, runner)
+                previous = self._previous_poses(stream.tracker, followed, xyxy, now, runner)
                 priors = int((previous[..., 2] > 0).any(axis=1).sum())
                 previous[..., 0] /= sx  # image pixels -> the decoded pixels the crops come from
                 previous[..., 1] /= sy
@@ -326,7 +352,7 @@ class Pipeline:
             tracked = stream.tracker.update(
                 poses,
                 frame=stream.frame,
-                timestamp=clock.arrived,
+                timestamp=now,
                 det_scores=det_scores,
                 kp_threshold=opts.keypoint_threshold,
                 smoothing=opts.smoothing,
@@ -367,9 +393,9 @@ class Pipeline:
         from okpose.sources import open_source
 
         stream = self.stream()
-        frames: Iterable[npt.NDArray[np.uint8]] = open_source(source, **source_options)
-        for image in frames:
-            yield image, self.process(image, stream, options=options)
+        with open_source(source, **source_options) as src:
+            for f in src.frames():
+                yield f.image, self.process(f.image, stream, options=options, timestamp=f.time_s)
 
     def _follow(self, tracker: PoseFlowTracker, tracks: list[Track], now: float, wh: tuple[int, int]) -> Detections:
         """Crop boxes for a skip frame: each followed track's box moved to this frame's time."""

@@ -21,7 +21,7 @@ import numpy.typing as npt
 from okpose.core.runtime import GPU_PROVIDERS, ModelLoadError
 from okpose.core.topdown import TopDown
 from okpose.detect import Detector, DetectorConfig, build_detector
-from okpose.imageio import ImageError, decode_image
+from okpose.imageio import ImageError
 from okpose.pipeline import BoxError, Pipeline, PipelineOptions, Stopwatch, Stream
 from okpose.pose import load_pose_model
 from okpose.track import TrackerConfig
@@ -86,6 +86,8 @@ class Engine:
         if video is None and settings.video_model:
             video = load_pose_model(settings.video_model, settings.providers, settings.threads, settings.flip_test)
             log.info("video model: %s %s (%s)", video.spec.name, video.spec.version, settings.video_model)
+        if detector is None and settings.detector_factory:
+            detector = load_detector_factory(settings.detector_factory)
         if detector is None:
             detector = build_detector(DetectorConfig.from_settings(settings))
         log.info("pose model: %s %s (%s) on %s", pose.spec.name, pose.spec.version, settings.pose_model, pose.providers)
@@ -157,23 +159,34 @@ class Engine:
         """bytes -> answer. ``stream`` None = stateless (REST); ``boxes`` given = the client's person boxes."""
         clock = Stopwatch(arrived)
         clock.lap("queue")
-        # decode (limits checked before any pixel is decoded; large JPEGs at a reduced scale): boxes and
-        # keypoints stay in the image's own pixels, only the detector and the crops see the decoded ones
-        decoded = decode_image(data, self.max_image_bytes, self.max_image_pixels, self.decode_min_side)
-        clock.lap("decode")
-        result = self.pipeline.process(
-            decoded.pixels,
+        result = self.pipeline.process_bytes(
+            data,
             stream,
             boxes,
             PipelineOptions(**opts.model_dump()),
-            scale_xy=decoded.scale_xy,
-            size_wh=(decoded.width, decoded.height),
+            max_bytes=self.max_image_bytes,
+            max_pixels=self.max_image_pixels,
+            decode_min_side=self.decode_min_side,
             clock=clock,
         )
         return FrameAnswer.from_result(result)
 
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=False)
+
+
+def load_detector_factory(spec: str) -> Detector:
+    """``module:callable`` -> the detector it returns (``POSE_DETECTOR_FACTORY``); failures name the plugin."""
+    import importlib
+
+    module, _, name = spec.partition(":")
+    try:
+        detector = getattr(importlib.import_module(module), name)()
+    except Exception as e:  # noqa: BLE001 - any plugin failure is a startup error naming it
+        raise ModelLoadError(f"detector factory {spec}: {type(e).__name__}: {e}") from e
+    if not callable(detector):
+        raise ModelLoadError(f"detector factory {spec} returned {type(detector).__name__}, not a detector")
+    return detector  # type: ignore[no-any-return]
 
 
 def model_info(model: TopDown, detector: str) -> ModelInfo:

@@ -9,6 +9,9 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from okpose.assets import DEFAULT_DETECTOR_MODEL, DEFAULT_POSE_MODEL, DEFAULT_VIDEO_MODEL
+from okpose.detect import DetectorConfig
+from okpose.imageio import DECODE_MIN_SIDE, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
+from okpose.pipeline import PipelineOptions
 from service.options import DetectInterval, KeypointThreshold, MaxPersons, PoseScoreThreshold, Smoothing, VideoMode
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -32,9 +35,13 @@ class Settings(BaseSettings):
     detector: Literal["auto", "nanodet", "yolo-onnx", "ultralytics", "hog"] = "auto"
     detector_model: str = str(DEFAULT_DETECTOR_MODEL)
     detector_input: int | None = Field(None, ge=64, le=1920)  # long side; None = the model's own spec (YOLO: 320)
-    detector_score: float = Field(0.3, ge=0.0, le=1.0)  # chosen on realpose-lab train (recall 0.95 at 320)
+    # chosen on realpose-lab train (recall 0.95 at 320)
+    detector_score: float = Field(DetectorConfig.score, ge=0.0, le=1.0)
     detector_nms_iou: float = Field(0.6, gt=0.0, le=1.0)
     hog_max_side: int = Field(480, ge=128, le=4096)
+    # an in-process detector plugin, "module:callable" returning an object with okpose.detect.Detector's call
+    # (image -> Detections); when set, it replaces the detector* settings above
+    detector_factory: str = Field("", pattern=r"^$|^[\w.]+:\w+$")
     providers: str = "auto"  # auto | comma list, e.g. "CUDAExecutionProvider,CPUExecutionProvider"
     threads: int = Field(2, ge=0, le=256)  # ONNX Runtime intra-op threads per session (0 = ORT default)
     workers: int = Field(2, ge=1, le=64)  # frames processed concurrently (thread pool)
@@ -45,19 +52,20 @@ class Settings(BaseSettings):
     require_gpu: bool = False  # refuse to start unless both sessions run on the CUDA (or TensorRT) provider
 
     # defaults of the per-frame options (bounds: service.options); requests and streams may change them
-    detect_interval: DetectInterval = 3
-    keypoint_threshold: KeypointThreshold = 0.2
-    pose_score_threshold: PoseScoreThreshold = 0.3
-    max_persons: MaxPersons = 20
-    smoothing: Smoothing = True
-    video_mode: VideoMode = False  # off: video mode did not beat the per-frame student (docs/video.md)
+    detect_interval: DetectInterval = PipelineOptions.detect_interval
+    keypoint_threshold: KeypointThreshold = PipelineOptions.keypoint_threshold
+    pose_score_threshold: PoseScoreThreshold = PipelineOptions.pose_score_threshold
+    max_persons: MaxPersons = PipelineOptions.max_persons
+    smoothing: Smoothing = PipelineOptions.smoothing
+    # off: video mode did not beat the per-frame student (docs/video.md)
+    video_mode: VideoMode = PipelineOptions.video_mode
     flip_test: bool = False
 
-    max_image_bytes: int = Field(8 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
+    max_image_bytes: int = Field(MAX_IMAGE_BYTES, ge=1024, le=256 * 1024 * 1024)
     # JPEGs with a long side of at least 2x this are decoded at 1/2, 1/4 or 1/8 scale (never below it);
     # 0 = always full resolution. Results are in the image's own pixels either way.
-    decode_min_side: int = Field(960, ge=0, le=8192)
-    max_image_pixels: int = Field(4096 * 4096, ge=64 * 64)
+    decode_min_side: int = Field(DECODE_MIN_SIDE, ge=0, le=8192)
+    max_image_pixels: int = Field(MAX_IMAGE_PIXELS, ge=64 * 64)
     max_fps: float = Field(60.0, gt=0)  # per stream; faster frames are dropped (and reported)
     max_streams: int = Field(32, ge=1)
     max_streams_per_client: int = Field(4, ge=1)

@@ -135,7 +135,7 @@ def _row(name: str, seed: int, run: Path, cfg) -> dict:  # noqa: ANN001
         "params": count_params(student),
         "gmacs": count_macs(student, (h, w)) / 1e9,
         "train_minutes": res["train_minutes"],
-        "train_cpu_minutes": res.get("train_cpu_minutes"),  # absent in runs written before 2026-12-04
+        "train_cpu_minutes": res.get("train_cpu_minutes"),  # absent in runs written by older versions
         "epochs": cfg.optim.epochs,
         "input_wh": [w, h],
         "arch": cfg.model.arch,

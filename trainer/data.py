@@ -167,10 +167,6 @@ class TopDownDataset(Dataset):
         return torch.from_numpy(x), torch.from_numpy(target), torch.from_numpy(weights), i
 
 
-def default_flip_pairs(num_keypoints: int) -> tuple[tuple[int, int], ...]:
-    return skeleton_for(num_keypoints).flip_pairs
-
-
 def ann_path(cfg: ExperimentConfig, split: str) -> str:
     """The annotation file of ``split`` (train | val)."""
     d = cfg.data

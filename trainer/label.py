@@ -24,6 +24,7 @@ import numpy as np
 
 from okpose.core.skeleton import COCO17
 from okpose.core.types import Poses
+from okpose.sources import SourceError, open_source
 
 log = logging.getLogger("trainer.label")
 K = COCO17.num_keypoints  # MoveNet's schema
@@ -116,16 +117,12 @@ def frames_of(inputs: list[Path], every: int, frames: int = 0):  # noqa: ANN201 
                 sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_EXT | VIDEO_EXT), every, frames
             )
         elif p.suffix.lower() in VIDEO_EXT:
-            cap = cv2.VideoCapture(str(p))
-            i = 0
-            while True:
-                ok, img = cap.read()
-                if not ok or (frames and i >= frames):
-                    break
-                if i % every == 0:
-                    yield p, i, img
-                i += 1
-            cap.release()
+            try:
+                src = open_source(p, every=every, max_frames=-(-frames // every) if frames else 0)
+            except SourceError as e:
+                raise SystemExit(str(e)) from None
+            for f in src.frames():
+                yield p, f.index, f.image
         elif p.suffix.lower() in IMAGE_EXT:
             img = cv2.imread(str(p))
             if img is None:

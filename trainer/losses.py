@@ -6,9 +6,9 @@ weight spread, so runs can be compared on more than their loss).
 
 Scale (``loss.normalization``): ``official`` follows the OKDHP code — MSE as SimpleBaseline's
 ``JointsMSELoss`` (0.5 x mean squared error) and the KL summed over heatmap pixels and joints, divided
-by N x H x W — so ``kl_weight`` means what it means there. ``legacy`` (checkpoints before 2026-11-25)
-averaged the KL over N x K and dropped the 0.5: a KL/MSE ratio (H x W) / K x 2 times larger
-(~90x at 40x32 heatmaps).
+by N x H x W — so ``kl_weight`` means what it means there. ``legacy`` (the scale of this project's first
+OKDHP runs, kept so that their configs reproduce) averaged the KL over N x K and dropped the 0.5: a
+KL/MSE ratio (H x W) / K x 2 times larger (~90x at 40x32 heatmaps).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ class LossConfig:
     rampup_fraction: float = 0.3  # fraction of training over which the KL weight ramps up
     detach_ensemble: bool = False  # stop the KL's gradient into the ensemble (its MSE still trains it)
     ensemble_mse: bool = True
-    normalization: str = "official"  # official (OKDHP code's scale) | legacy (before 2026-11-25)
+    normalization: str = "official"  # official (OKDHP code's scale) | legacy (the first runs' scale)
     # mcl: weight of the branch-contrastive (InfoNCE) term. InfoNCE starts at ~ln(batch) (3.5 at 32) while a
     # branch's heatmap MSE starts at ~4e-3 (official scale): 1e-3 puts them on the same footing (0.1 let the
     # contrastive gradient take over the shared trunk: val mean OKS 0.22 after 6 epochs, two seeds)
@@ -52,7 +52,7 @@ def heatmap_mse(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor,
 
 
 def pixel_kl(
-    teacher: torch.Tensor, student: torch.Tensor, temperature: float = 1.0, normalization: str = "legacy"
+    teacher: torch.Tensor, student: torch.Tensor, temperature: float = 1.0, normalization: str = "official"
 ) -> torch.Tensor:
     """KL(softmax(teacher/T) || softmax(student/T)) over heatmap positions, x T².
 

@@ -134,21 +134,19 @@ def evaluate_gt_boxes(name: str, predict: Predict, ann_file: Path, image_root: P
 
 
 def served_dets(onnx: Path, gt: dict, image_root: Path, image_ids: set[int] | None = None) -> tuple[list[dict], str]:
-    """The service's own frame path (``Engine.process`` on each image file's bytes) with the shipped
-    defaults: detector, options, no flip. COCO detections and the detector's name."""
-    from service.engine import Engine
-    from service.settings import Settings
+    """The service's own frame path (``Pipeline.process_bytes`` on each image file's bytes, as its engine runs
+    it) with the shipped defaults: detector, options, no flip. COCO detections and the detector's name."""
+    from okpose.pipeline import Pipeline
 
-    engine = Engine.load(Settings(pose_model=onnx, threads=1, providers="CPUExecutionProvider", flip_test=False))
+    engine = Pipeline(onnx, video=False, threads=1, providers="cpu")
     dets = []
     for im in gt["images"]:
         if image_ids is not None and im["id"] not in image_ids:
             continue
-        answer = engine.process((image_root / im["file_name"]).read_bytes(), engine.defaults)
-        for p in answer.persons:
-            kp = np.asarray(p.keypoints, np.float64).reshape(-1).tolist()
-            dets.append({"image_id": im["id"], "category_id": 1, "keypoints": kp, "score": p.score})
-    engine.close()
+        res = engine.process_bytes((image_root / im["file_name"]).read_bytes())
+        for p in res.persons():
+            kp = np.asarray(p["keypoints"], np.float64).reshape(-1).tolist()
+            dets.append({"image_id": im["id"], "category_id": 1, "keypoints": kp, "score": p["score"]})
     return dets, engine.detector.name
 
 

@@ -37,6 +37,7 @@ import numpy as np
 
 from okpose.core.oks import box_iou
 from okpose.core.skeleton import COCO17
+from okpose.sources import SourceError, open_source
 
 log = logging.getLogger("trainer.teach")
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,18 +123,12 @@ def clip_paths() -> list[Path]:
 
 
 def read_frames(path: Path, every: int):  # noqa: ANN201 - generator of (index, frame)
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise SystemExit(f"cannot open {path}")
-    i = 0
-    while True:
-        ok, img = cap.read()
-        if not ok:
-            break
-        if i % every == 0:
-            yield i, img
-        i += 1
-    cap.release()
+    try:
+        src = open_source(path, every=every)
+    except SourceError as e:
+        raise SystemExit(str(e)) from None
+    for f in src.frames():
+        yield f.index, f.image
 
 
 class Views:

@@ -196,8 +196,3 @@ def flip_index(num_keypoints: int, flip_pairs: tuple[tuple[int, int], ...]) -> n
     for a, b in flip_pairs:
         perm[a], perm[b] = b, a
     return perm
-
-
-def limbs_from_coco_skeleton(skeleton_1based: list[list[int]]) -> tuple[tuple[int, int], ...]:
-    """Convert a COCO json ``skeleton`` (1-based pairs) to 0-based limbs."""
-    return tuple((int(a) - 1, int(b) - 1) for a, b in skeleton_1based)

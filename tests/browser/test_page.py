@@ -47,7 +47,7 @@ CHECK_JS = """() => {
 def test_browser_page_streams_webcam_and_draws_skeletons(data_root, tmp_path):
     """Against a server that requires an API key: the page passes it in the websocket subprotocol
     (from the #api_key= fragment, which no server ever sees)."""
-    from tests.service.conftest import make_server
+    from tests.live import make_server
 
     with make_server(api_key="browser-key") as server:
         _stream_in_browser(server, data_root, tmp_path)

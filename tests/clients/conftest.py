@@ -1,1 +1,1 @@
-from tests.service.conftest import multi_frames, server, val_image  # noqa: F401  (shared live-server fixtures)
+from tests.live import multi_frames, server, val_image  # noqa: F401  (shared live-server fixtures)

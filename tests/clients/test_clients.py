@@ -170,7 +170,7 @@ def test_video_cli_fails_fast_on_a_refused_key(data_root, tmp_path, capsys):
     reason instead of retrying forever."""
     import time
 
-    from tests.service.conftest import make_server
+    from tests.live import make_server
 
     with make_server(api_key="right-key") as s:
         t0 = time.perf_counter()

@@ -3,23 +3,12 @@ and prints a summary table; CI runs the short version as part of `make test`."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from service.live import ServiceProcess  # noqa: F401  (re-exported for the reliability tests)
-from tests.service.conftest import multi_frames, server, val_image  # noqa: F401  (shared fixtures)
-
-FULL = os.environ.get("RELIABILITY_FULL") == "1"
-ROOT = Path(__file__).resolve().parents[2]
-REPORT: dict[str, dict[str, object]] = {}
-
-
-def report(name: str, **figures: object) -> None:
-    """Record figures for the summary table."""
-    REPORT[name] = figures
+from bench.live import ServiceProcess
+from tests.reliability.summary import FULL, REPORT
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ANN001, ARG001

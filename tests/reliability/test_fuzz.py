@@ -16,8 +16,9 @@ import websockets
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.reliability.conftest import FULL, ServiceProcess, report
-from tests.service.conftest import noise_jpeg, png_header_only
+from bench.live import ServiceProcess
+from tests.live import noise_jpeg, png_header_only
+from tests.reliability.summary import FULL, report
 
 HTTP_EXAMPLES = 1500 if FULL else 60
 WS_EXAMPLES = 2000 if FULL else 150

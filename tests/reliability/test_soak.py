@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 import websockets
 
-from tests.reliability.conftest import FULL, ServiceProcess, report
-from tests.service.conftest import video_frames
+from bench.live import ServiceProcess
+from tests.live import video_frames
+from tests.reliability.summary import FULL, report
 
 SECONDS = 300 if FULL else 20
 STREAMS = 8

@@ -11,7 +11,7 @@ import pytest
 from okpose.pipeline import BoxError, given_boxes
 from service.engine import Engine
 from service.options import OptionsUpdate
-from tests.service.conftest import settings_for_tests
+from tests.live import settings_for_tests
 
 
 class CountingDetector:
@@ -149,3 +149,26 @@ def test_video_mode_frames_of_two_streams_share_calls_with_their_own_previous_po
     assert both == expected
     assert batched.video_batcher is not None and batched.video_batcher.batched_frames >= 2
     assert batched.batcher is not None and batched.batcher.calls == 0  # every frame ran the video model
+
+
+def hog_detector():  # a factory for the plugin test: the real HOG backend, named so the test can see it was used
+    from okpose.detect.detectors import DetectorConfig, build_detector
+
+    det = build_detector(DetectorConfig(kind="hog"))
+    det.name = "plugin: " + det.name
+    return det
+
+
+def test_detector_factory_plugs_in_and_fails_loudly(val_image):
+    from okpose.core.runtime import ModelLoadError
+
+    e = Engine.load(settings_for_tests(detector_factory="tests.service.test_engine:hog_detector"))
+    try:
+        assert e.detector.name.startswith("plugin: ")
+        assert e.process(val_image, e.defaults).persons  # HOG finds the lab's people
+    finally:
+        e.close()
+    with pytest.raises(ModelLoadError, match="no_such_module"):
+        Engine.load(settings_for_tests(detector_factory="no_such_module:make"))
+    with pytest.raises(ValueError, match="detector_factory"):
+        settings_for_tests(detector_factory="not a spec")

@@ -6,7 +6,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.service.conftest import noise_jpeg, png_header_only
+from tests.live import noise_jpeg, png_header_only
 
 
 def _check_person(p, w, h):

@@ -11,8 +11,8 @@ import httpx
 import pytest
 import websockets
 
-from tests.reliability.conftest import ServiceProcess
-from tests.service.conftest import make_server
+from bench.live import ServiceProcess
+from tests.live import make_server
 
 KEY = "S3CRET-key_42"
 

@@ -9,7 +9,7 @@ import websockets
 
 from okpose.detect.detectors import DetectorConfig, build_detector
 from service.engine import Engine
-from tests.service.conftest import make_server, noise_jpeg, settings_for_tests
+from tests.live import make_server, noise_jpeg, settings_for_tests
 
 
 async def _recv(ws, timeout=30):

@@ -8,7 +8,7 @@ import httpx
 import numpy as np
 import websockets
 
-from tests.service.conftest import make_server
+from tests.live import make_server
 
 
 async def _recv(ws, timeout=30):

@@ -37,7 +37,7 @@ class ModelConfig:
     pretrained_stages: int = 3  # nanodet: COCO-pretrained NanoDet stages kept (2: to stride 8, 3: to stride 16)
     shared_blocks: int = 0  # nanodet: stride-8 blocks shared by every branch (sharing depth; litehg: shared_stacks)
     fau: str = (
-        "paper"  # paper: summed full-width 3/5/7 paths, FC C->64, per-branch FC to K | concat (before 2026-11-25)
+        "paper"  # paper: summed full-width 3/5/7 paths, FC C->64, per-branch FC to K | concat (the first runs' FAU)
     )
 
 

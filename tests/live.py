@@ -1,17 +1,50 @@
-"""A real uvicorn server on a real loopback socket, with the real models and real frames."""
+"""Shared test helpers. ``LiveServer``: the production server class and configuration (``service.server``) on a loopback socket in a thread of
+the test process, around an engine loaded from settings or built by the caller (injection, not patching).
+``ServiceProcess`` (``bench.live``) runs it in its own process instead."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import socket
+import threading
+import time
 from pathlib import Path
 
 import cv2
 import numpy as np
-import pytest
 
+from bench.live import _Loopback
+from service.app import create_app
 from service.engine import Engine
-from service.live import LiveServer
+from service.server import GracefulServer, uvicorn_config
 from service.settings import Settings
+
+
+class LiveServer(_Loopback):
+    """In-thread server; ``with LiveServer(settings) as s: s.http, s.ws, s.engine``."""
+
+    def __init__(self, settings: Settings, engine: Engine | None = None):
+        self.engine = engine or Engine.load(settings)
+        self.app = create_app(settings, self.engine)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        cfg = uvicorn_config(self.app, settings, log_level="warning", lifespan="on")
+        self.server = GracefulServer(cfg, self.engine, settings.shutdown_grace_s)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.time() + 60
+        while not self.server.started:
+            if not self.thread.is_alive() or time.time() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
 
 
 def settings_for_tests(**overrides: object) -> Settings:
@@ -27,12 +60,6 @@ def settings_for_tests(**overrides: object) -> Settings:
 
 def make_server(engine: Engine | None = None, **overrides: object) -> LiveServer:
     return LiveServer(settings_for_tests(**overrides), engine)
-
-
-@pytest.fixture(scope="session")
-def server() -> Iterator[LiveServer]:
-    with make_server() as s:
-        yield s
 
 
 def video_frames(data_root: Path, name: str, n: int, width: int = 480, step: int = 1) -> list[bytes]:
@@ -52,16 +79,6 @@ def video_frames(data_root: Path, name: str, n: int, width: int = 480, step: int
     cap.release()
     assert len(out) == n, f"{name}: only {len(out)} frames"
     return out
-
-
-@pytest.fixture(scope="session")
-def multi_frames(data_root: Path) -> list[bytes]:
-    return video_frames(data_root, "pose2sim_multi_cam03", 40)
-
-
-@pytest.fixture(scope="session")
-def val_image(data_root: Path) -> bytes:
-    return (data_root / "images" / "val" / "pose2sim_multi_cam03_f0010.jpg").read_bytes()
 
 
 def png_header_only(width: int, height: int) -> bytes:

@@ -1,9 +1,6 @@
-"""Running the real service for tests and benchmarks: the one live-server harness.
-
-``LiveServer``: the production server class and configuration (``service.server``) on a loopback
-socket in a thread of this process, around an engine loaded from settings or built by the caller
-(injection instead of patching). ``ServiceProcess``: ``python -m service`` (or another entry module)
-in its own process, for signals, restarts, CPU time and memory.
+"""The real service in its own process for benchmarks and tests: ``python -m service`` (or another entry
+module) with ``POSE_*`` settings, on a loopback port, for signals, restarts, CPU time and memory. It starts
+the service as a user would; nothing here imports the web package.
 """
 
 from __future__ import annotations
@@ -14,17 +11,12 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import httpx
 
-from service.app import create_app
-from service.engine import Engine
-from service.server import GracefulServer, uvicorn_config
-from service.settings import REPO_ROOT, Settings
-
+REPO_ROOT = Path(__file__).resolve().parents[1]
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -46,34 +38,6 @@ class _Loopback:
     @property
     def ws(self) -> str:
         return f"ws://127.0.0.1:{self.port}/stream"
-
-
-class LiveServer(_Loopback):
-    """In-thread server; ``with LiveServer(settings) as s: s.http, s.ws, s.engine``."""
-
-    def __init__(self, settings: Settings, engine: Engine | None = None):
-        self.engine = engine or Engine.load(settings)
-        self.app = create_app(settings, self.engine)
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        cfg = uvicorn_config(self.app, settings, log_level="warning", lifespan="on")
-        self.server = GracefulServer(cfg, self.engine, settings.shutdown_grace_s)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.time() + 60
-        while not self.server.started:
-            if not self.thread.is_alive() or time.time() > deadline:
-                raise RuntimeError("server did not start")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
 
 
 class ServiceProcess(_Loopback):

@@ -1,0 +1,95 @@
+"""okpose.Pipeline in this process on real images and a real clip, with the embedded models."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import okpose
+from okpose.core.oks import box_iou
+from tests.library.media import N_FRAMES
+
+
+def _labelled(data_root: Path, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    d = json.loads((data_root / "annotations" / "person_keypoints_val.json").read_text())
+    im = next(i for i in d["images"] if i["file_name"].endswith(name))
+    anns = [a for a in d["annotations"] if a["image_id"] == im["id"]]
+    boxes = np.array([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]]
+                      for a in anns])  # fmt: skip
+    kps = np.array([a["keypoints"] for a in anns], np.float64).reshape(len(anns), -1, 3)
+    return cv2.imread(str(data_root / "images" / im["file_name"])), boxes, kps
+
+
+def _oks(pred: np.ndarray, gt: np.ndarray, box: np.ndarray) -> float:
+    from okpose.core.skeleton import COCO17
+
+    vis = gt[:, 2] > 0
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    d2 = ((pred[:, :2] - gt[:, :2]) ** 2).sum(1)
+    k2 = (2 * np.asarray(COCO17.sigmas)) ** 2
+    return float(np.exp(-d2 / (2 * area * k2 + 1e-9))[vis].mean())
+
+
+def test_photo_finds_the_labelled_people_with_their_joints(pipe: okpose.Pipeline, data_root: Path) -> None:
+    image, gt_boxes, gt_kps = _labelled(data_root, "pose2sim_multi_cam03_f0000.jpg")
+    res = pipe(image)
+    assert isinstance(res, okpose.Result) and res.track_ids is None and res.frame == -1
+    assert res.keypoints.shape == (len(res), 17, 3) and res.visible.shape == (len(res), 17)
+    assert len(res) == len(gt_boxes)
+    iou = box_iou(gt_boxes.astype(np.float32), res.boxes)
+    match = iou.argmax(1)
+    assert (iou.max(1) > 0.5).all() and len(set(match.tolist())) == len(gt_boxes)
+    for g, m in enumerate(match):
+        assert _oks(res.keypoints[m], gt_kps[g], gt_boxes[g]) > 0.6
+    assert set(res.timings_ms) >= {"detect", "pose", "total"} and res.timings_ms["total"] > 0
+    # given boxes: the detector is skipped and the boxes are the ones given
+    given = pipe(image, boxes=gt_boxes)
+    assert not given.detector_ran and res.detector_ran
+    assert len(given) == len(gt_boxes)
+    with pytest.raises(okpose.BoxError):
+        pipe(image, boxes=[[-50, -50, -10, -10]])
+    with pytest.raises(ValueError, match="BGR uint8"):
+        pipe(image.astype(np.float32))
+
+
+def test_track_a_clip_keeps_its_people_on_their_ids(pipe: okpose.Pipeline, clip: Path) -> None:
+    out = list(pipe.track(clip, max_frames=N_FRAMES))
+    assert len(out) == N_FRAMES
+    assert [r.frame for _, r in out] == list(range(N_FRAMES))
+    assert sum(r.detector_ran for _, r in out) < N_FRAMES, "skip frames follow the tracks"
+    counts = [len(r) for _, r in out]
+    ids = [set(r.track_ids.tolist()) for _, r in out]
+    assert min(counts) >= 2
+    stable = set.intersection(*ids)
+    assert len(stable) >= 2, f"the same people keep their ids through the clip: {ids}"
+    # a second pass over the same source starts a new stream: ids from 1 again, same answer
+    again = list(pipe.track(clip, max_frames=N_FRAMES))
+    assert all(np.array_equal(a.track_ids, b.track_ids) for (_, a), (_, b) in zip(out, again, strict=True))
+
+
+def test_tracking_a_file_does_not_depend_on_how_fast_it_is_read(pipe: okpose.Pipeline, clip: Path) -> None:
+    """The tracker runs on the video's clock, not the wall clock: a busy machine (here: pauses between frames)
+    gives the same ids, boxes and smoothed keypoints."""
+    quick = [r for _, r in pipe.track(clip, max_frames=12)]
+    slow = []
+    for i, (_, r) in enumerate(pipe.track(clip, max_frames=12)):
+        slow.append(r)
+        time.sleep(0.15 if i % 3 == 1 else 0.0)
+    for a, b in zip(quick, slow, strict=True):
+        assert np.array_equal(a.track_ids, b.track_ids)
+        np.testing.assert_allclose(a.keypoints, b.keypoints, atol=1e-4)
+
+
+def test_options_are_validated_and_applied(pipe: okpose.Pipeline, data_root: Path) -> None:
+    with pytest.raises(ValueError, match="max_persons"):
+        okpose.PipelineOptions(max_persons=0)
+    image, _, _ = _labelled(data_root, "pose2sim_multi_cam03_f0000.jpg")
+    one = pipe(image, options=okpose.PipelineOptions(max_persons=1))
+    assert len(one) == 1
+    strict = pipe(image, options=okpose.PipelineOptions(keypoint_threshold=0.99))
+    assert strict.visible.sum() < pipe(image).visible.sum()
