@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import os
@@ -66,9 +67,7 @@ def add_sending_args(p: argparse.ArgumentParser) -> None:
 
 def frames(src: Source, max_side: int, limit: int = 0) -> Iterator[np.ndarray]:
     """Frames downscaled (never up) so that the long side is at most ``max_side`` (0 = as captured)."""
-    for n, img in enumerate(src):
-        if limit and n >= limit:
-            return
+    for img in itertools.islice(src, limit or None):  # never reads a frame past the limit
         h, w = img.shape[:2]
         r = max_side / max(h, w) if max_side else 1.0
         if r < 1:

@@ -196,12 +196,12 @@ def test_video_cli_fails_fast_on_a_refused_key(data_root, tmp_path, capsys):
 def test_clients_downscale_to_a_long_side(data_root):
     """Portrait full-HD footage (1088x1920) is sent at the chosen long side, aspect kept; smaller
     frames are never upscaled."""
-    from clients.streaming import DEFAULT_MAX_SIDE, frames
+    from clients.streaming import DEFAULT_MAX_SIDE, frames, open_source
 
-    cap = cv2.VideoCapture(_video(data_root, "pose2sim_multi_cam01"))
-    (big,) = list(frames(cap, DEFAULT_MAX_SIDE, limit=1))
-    (small,) = list(frames(cap, 4096, limit=1))
-    cap.release()
+    src, _ = open_source(None, _video(data_root, "pose2sim_multi_cam01"))
+    (big,) = list(frames(src, DEFAULT_MAX_SIDE, limit=1))
+    src, _ = open_source(None, _video(data_root, "pose2sim_multi_cam01"))
+    (small,) = list(frames(src, 4096, limit=1))
     assert max(big.shape[:2]) == DEFAULT_MAX_SIDE and big.shape[0] > big.shape[1]
     assert abs(big.shape[1] / big.shape[0] - 1088 / 1920) < 0.01
     assert small.shape[:2] == (1920, 1088)
