@@ -31,6 +31,9 @@ from okpose.sources import open_source
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "realpose-lab"
+DIVERSE = ROOT.parent / "shared" / "data" / "people-diverse"
+SMALL_PX = 96  # a "small" person: human box shorter than this (in the photo's own pixels)
+DARK_LUMA = 70  # a "dark" photo: mean luma (0-255) below this
 MODELS = ROOT / "models"
 AP_SCORE_FLOOR = 0.05
 # ../shared/README.md: "in pose2sim_multi_cam03 frames ~40-95 the subject seen from behind, overlapping
@@ -57,6 +60,8 @@ def variants(threads: int, score: float) -> list[Variant]:
     out = [
         Variant("NanoDet int8 @320 (default)", nano("nanodet-coco-int8.onnx", 320), score),
         Variant("NanoDet int8 @416", nano("nanodet-coco-int8.onnx", 416), score),
+        Variant("NanoDet int8 @512", nano("nanodet-coco-int8.onnx", 512), score),
+        Variant("NanoDet int8 @640", nano("nanodet-coco-int8.onnx", 640), score),
     ]
     if (MODELS / "nanodet-coco-fp32.onnx").is_file():
         out.append(Variant("NanoDet fp32 @416", nano("nanodet-coco-fp32.onnx", 416), score))
@@ -187,6 +192,72 @@ def markdown(rows: list[dict], meta: dict) -> str:
     )
 
 
+def diverse_sets(step: int) -> list[tuple[str, dict, Path, bool]]:
+    """(name, COCO boxes, image folder, labels complete?) of people-diverse's human-boxed sets; Stanford 40 boxes
+    only the performer (recall only: the other people are unlabelled), coco8-human every COCO person."""
+    st = json.loads((DIVERSE / "stanford40" / "person_boxes.json").read_text())
+    st = {**st, "images": st["images"][::step]}
+    keep = {im["id"] for im in st["images"]}
+    st["annotations"] = [a for a in st["annotations"] if a["image_id"] in keep]
+    c8 = json.loads((DIVERSE / "coco8-human" / "annotations_coco.json").read_text())
+    return [("stanford40", st, DIVERSE / "stanford40" / "images", False),
+            ("coco8-human", c8, DIVERSE / "coco8-human" / "images", True)]  # fmt: skip
+
+
+def diverse_recall(v: Variant, sets: list[tuple[str, dict, Path, bool]]) -> dict[str, dict[str, float]]:
+    """Recall (and precision where labels are complete) at the operating score, IoU 0.5; Stanford 40 also on its
+    small-person and dark-photo subsets."""
+    det = v.build(v.operating_score)
+    out: dict[str, dict[str, float]] = {}
+    for name, gt, folder, complete in sets:
+        for a in gt["annotations"]:
+            a.setdefault("iscrowd", 0)
+        images = {im["id"]: cv2.imread(str(folder / im["file_name"])) for im in gt["images"]}
+        per_image = {i: det(img) for i, img in images.items()}
+        rp = recall_precision(gt, per_image, v.operating_score)
+        out[name] = rp if complete else {"recall": rp["recall"], "persons": rp["persons"]}
+        if name != "stanford40":
+            continue
+        small = {a["image_id"] for a in gt["annotations"] if a["bbox"][3] < SMALL_PX}
+        dark = {i for i, img in images.items() if float(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY).mean()) < DARK_LUMA}
+        for sub, ids in (("stanford40-small", small), ("stanford40-dark", dark)):
+            g = {**gt, "annotations": [a for a in gt["annotations"] if a["image_id"] in ids]}
+            rp = recall_precision(g, {i: per_image[i] for i in ids}, v.operating_score)
+            out[sub] = {"recall": rp["recall"], "persons": rp["persons"]}
+    return out
+
+
+def size_latency(v: Variant, frame: np.ndarray, repeats: int) -> dict[str, dict[str, float]]:
+    """ms per frame at the usual camera sizes (a lab frame resized: the cost depends on the size, not the scene)."""
+    det = v.build(v.operating_score)
+    sizes = {"640x480": (640, 480), "1280x720": (1280, 720), "1920x1080": (1920, 1080)}
+    return {k: latency_ms(det, [cv2.resize(frame, wh)] * 10, repeats) for k, wh in sizes.items()}
+
+
+def diverse_markdown(rows: list[dict]) -> str:
+    sets = list(rows[0]["diverse"])
+    head = (
+        "\n\nPeople-diverse human boxes (`../shared/data/people-diverse`, never trained on by the detector; Stanford 40:"
+        f" one box per photo, recall only; small: box < {SMALL_PX} px tall; dark: mean luma < {DARK_LUMA}), recall at"
+        " the operating score, IoU 0.5 (persons), and ms per frame at camera sizes:\n\n"
+        "| detector | " + " | ".join(sets) + " | ms p50 640x480 | 1280x720 | 1920x1080 |\n"
+        "|---|" + "---|" * (len(sets) + 3) + "\n"
+    )
+
+    def cell(d: dict[str, float]) -> str:
+        p = f", P {d['precision']:.3f}" if "precision" in d else ""
+        return f"{d['recall']:.3f}{p} ({d['persons']})"
+
+    return head + "".join(
+        f"| {r['detector']} | "
+        + " | ".join(cell(r["diverse"][s]) for s in sets)
+        + " | "
+        + " | ".join(f"{r['sizes_ms'][k]['p50']:.1f}" for k in ("640x480", "1280x720", "1920x1080"))
+        + " |\n"
+        for r in rows
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     from okpose.detect import DetectorConfig
 
@@ -195,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--quick", action="store_true", help="20 frames, 1 repeat (smoke test)")
     p.add_argument("--out", default="docs/detector", help="writes OUT.json and OUT.md")
+    p.add_argument("--no-diverse", action="store_true", help="only the realpose-lab val split")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     gt, images = load_val()
@@ -207,13 +279,24 @@ def main(argv: list[str] | None = None) -> int:
             "annotations": [x for x in gt["annotations"] if x["image_id"] in keep],
         }
     hd = fullhd_frames(5 if a.quick else 20)
-    rows = [evaluate(v, gt, images, hd, 1 if a.quick else a.repeats) for v in variants(a.threads, DetectorConfig.score)]
+    vs = variants(a.threads, DetectorConfig.score)
+    rows = [evaluate(v, gt, images, hd, 1 if a.quick else a.repeats) for v in vs]
+    if not a.no_diverse:
+        sets = diverse_sets(50 if a.quick else 1)
+        for v, r in zip(vs, rows, strict=True):
+            if v.name.startswith("HOG"):
+                continue
+            r["diverse"] = diverse_recall(v, sets)
+            r["sizes_ms"] = size_latency(v, hd[0], 1 if a.quick else a.repeats)
+            print(r["detector"], r["diverse"], flush=True)
     from bench.__main__ import cpu_model
 
     meta = {"date": time.strftime("%Y-%m-%d"), "cpu": cpu_model(), "threads": a.threads, "images": len(images)}
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out + ".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     md = markdown(rows, meta)
+    if any("diverse" in r for r in rows):
+        md += diverse_markdown([r for r in rows if "diverse" in r])
     Path(a.out + ".md").write_text(md)
     print(md)
     return 0

@@ -55,3 +55,20 @@ def test_student_bench_times_each_model_on_its_own_inputs_against_lightning(tmp_
     assert rows[1]["vs_lightning"] == 1.0 and 0 < rows[0]["ms_p50"] <= rows[0]["ms_p95"]
     # the ratio of the (unrounded) medians
     assert abs(rows[0]["vs_lightning"] - rows[0]["ms_p50"] / rows[1]["ms_p50"]) < 0.01
+
+
+def test_detector_bench_reports_people_diverse_recall_and_camera_sizes(tmp_path):
+    out = tmp_path / "detector"
+    r = subprocess.run([sys.executable, "-m", "bench.detector", "--quick", "--out", str(out)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=900)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-4000:]
+    rows = json.loads(out.with_suffix(".json").read_text())["rows"]
+    nano = [x for x in rows if x["detector"].startswith("NanoDet")]
+    assert len(nano) >= 4 and all("diverse" in x for x in nano)
+    for x in nano:
+        d = x["diverse"]
+        assert {"stanford40", "stanford40-small", "stanford40-dark", "coco8-human"} <= set(d)
+        assert d["stanford40"]["persons"] == 80 and d["coco8-human"]["persons"] > 0
+        assert 0.5 < d["stanford40"]["recall"] <= 1.0 and 0.0 < d["coco8-human"]["precision"] <= 1.0
+        assert set(x["sizes_ms"]) == {"640x480", "1280x720", "1920x1080"}
+    assert "People-diverse human boxes" in out.with_suffix(".md").read_text()
