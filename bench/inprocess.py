@@ -127,11 +127,7 @@ def time_frames(fn: Callable[[np.ndarray], object], frames: list[Frame]) -> list
 
 def interval_accuracy(every: list, skipped: list) -> float:
     """OKS AP of the detector-every-k poses against the detector-every-frame poses (as reference)."""
-    import contextlib
-    import io
-
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
+    from trainer.peers import oks_ap  # the one COCO keypoint AP (pycocotools)
 
     images, anns, dets = [], [], []
     for i, (ref, got) in enumerate(zip(every, skipped, strict=True)):
@@ -163,15 +159,7 @@ def interval_accuracy(every: list, skipped: list) -> float:
             )
     if not anns or not dets:
         return float("nan")
-    gt = COCO()
-    gt.dataset = {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "person"}]}
-    with contextlib.redirect_stdout(io.StringIO()):
-        gt.createIndex()
-        ev = COCOeval(gt, gt.loadRes(dets), "keypoints")
-        ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
-    return float(ev.stats[0])
+    return oks_ap(images, anns, dets)
 
 
 def build(threads: int, yolo_detect: Path | None):

@@ -57,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("--coco", help="COCO keypoint results (image_id = position in the sorted list)")
     _models(i)
     s = sub.add_parser("serve", help="the web service (REST, websocket, metrics): python -m service")
-    s.add_argument("args", nargs=argparse.REMAINDER, help="passed to python -m service (--host, --port, ...)")
+    s.add_argument("args", nargs="*", help="passed to python -m service: --host H --port P --pose-model X.onnx ...")
     return p
 
 
@@ -178,17 +178,22 @@ def image(a: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(argv: list[str]) -> int:
+    # the one dispatch into the web layer, loaded only here: `import okpose` never imports it
+    try:
+        from service.__main__ import main as serve
+    except ImportError as e:
+        print(f"error: okpose serve needs the web extras (pip install 'okpose[serve]'): {e}", file=sys.stderr)
+        return 2
+    return serve(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
-    a = _parser().parse_args(argv)
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args[:1] == ["serve"]:
+        return _serve(args[1:])
+    a = _parser().parse_args(args)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if a.command == "serve":
-        # the one dispatch into the web layer, loaded only here: `import okpose` never imports it
-        try:
-            from service.__main__ import main as serve
-        except ImportError as e:
-            print(f"error: okpose serve needs the web extras (pip install 'okpose[serve]'): {e}", file=sys.stderr)
-            return 2
-        return serve(a.args)
     from okpose.core.runtime import ModelLoadError
     from okpose.sources import SourceError
 

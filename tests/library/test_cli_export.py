@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -122,3 +123,31 @@ def test_writers_round_trip_a_result(pipe: okpose.Pipeline, clip_frames: list[np
         with pytest.raises(KeyError, match="b.jpg"):
             cw.write(results[0], name="b.jpg")
     assert {c["image_id"] for c in json.loads((tmp_path / "c.json").read_text())} == {3}
+
+
+def test_serve_starts_the_web_service(data_root: Path) -> None:
+    import time
+
+    import httpx
+
+    from tests.library.media import free_port
+
+    port = free_port()
+    env = {**os.environ, "POSE_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "okpose", "serve", "--host", "127.0.0.1", "--port", str(port)],
+                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        photo = data_root / "images" / "val" / "pose2sim_multi_cam03_f0000.jpg"
+        r = httpx.post(f"http://127.0.0.1:{port}/pose", files={"image": photo.read_bytes()}, timeout=30)
+        assert r.status_code == 200 and len(r.json()["persons"]) >= 2
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
