@@ -17,6 +17,9 @@ COPY okpose okpose
 COPY service service
 COPY clients clients
 COPY trainer trainer
+# the embedded models are part of the okpose wheel (okpose/models: `okpose track` works in the image); the runtime
+# stages also keep them at /models, where the settings, compose and k8s manifests point
+COPY models models
 # CPU: every wheel for this interpreter; GPU: only okpose's own (pure Python) wheel, its dependencies
 # resolve in the GPU stage for that image's interpreter
 RUN pip wheel --no-cache-dir -c constraints.txt --wheel-dir /wheels/cpu ".[serve]" \
