@@ -111,11 +111,10 @@ def track(a: argparse.Namespace) -> int:
         total = min(total, a.frames) if a.frames else total
     video = VideoOut(a.out, (src.fps or 30.0) / a.every) if a.out else None
     bar = _bar(total, a.quiet)
-    stream, ids, persons, ms = pipe.stream(), set[int](), 0, list[float]()
+    ids, persons, ms = set[int](), 0, list[float]()
     t0 = time.perf_counter()
     try:
-        for f in src.frames():
-            res = pipe.process(f.image, stream, timestamp=f.time_s)
+        for f, res in pipe.track_frames(src):
             ms.append(res.timings_ms["total"])
             persons += len(res)
             if res.track_ids is not None:

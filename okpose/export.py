@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 from typing import IO, Any
 
+import cv2
 import numpy as np
 
 from okpose.pipeline import Result
@@ -144,8 +145,6 @@ class VideoOut:
         self.frames = 0
 
     def write(self, image: np.ndarray) -> None:
-        import cv2
-
         h, w = image.shape[:2]
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -32,6 +32,9 @@ from okpose.imageio import DECODE_MIN_SIDE, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, d
 from okpose.pose import load_pose_model
 from okpose.track.motion import follow_box
 from okpose.track.tracker import PoseFlowTracker, Track, TrackerConfig
+
+if TYPE_CHECKING:
+    from okpose.sources import Frame
 
 log = logging.getLogger("okpose")
 F32 = npt.NDArray[np.float32]
@@ -390,12 +393,20 @@ class Pipeline:
     ) -> Iterator[tuple[npt.NDArray[np.uint8], Result]]:
         """Frames of ``source`` (see ``okpose.sources.open_source``: a path, glob, folder, webcam index, rtsp:// or
         http(s) URL, or an iterable of BGR images) with their tracked result, one ``Stream`` for the whole source."""
+        for f, res in self.track_frames(source, options, **source_options):
+            yield f.image, res
+
+    def track_frames(
+        self, source: Any, options: PipelineOptions | None = None, **source_options: Any
+    ) -> Iterator[tuple[Frame, Result]]:
+        """``track`` with each frame's ``okpose.sources.Frame`` (index, time, file name) instead of the bare image;
+        the tracker runs on the source's clock (``Frame.time_s``)."""
         from okpose.sources import open_source
 
         stream = self.stream()
         with open_source(source, **source_options) as src:
             for f in src.frames():
-                yield f.image, self.process(f.image, stream, options=options, timestamp=f.time_s)
+                yield f, self.process(f.image, stream, options=options, timestamp=f.time_s)
 
     def _follow(self, tracker: PoseFlowTracker, tracks: list[Track], now: float, wh: tuple[int, int]) -> Detections:
         """Crop boxes for a skip frame: each followed track's box moved to this frame's time."""

@@ -16,6 +16,7 @@ sources the arrival time), so that tracking a file does not depend on how busy t
 from __future__ import annotations
 
 import glob as globlib
+import itertools
 import logging
 import re
 import threading
@@ -259,23 +260,19 @@ class Source:
             with cond:
                 cond.notify()
 
-        thread = self._reader = threading.Thread(target=read, name=f"okpose-source {self.name}", daemon=True)
-        thread.start()
-        try:
-            while True:
-                with cond:
-                    while not slot and not done:
-                        cond.wait(0.5)
-                    if slot:
-                        frame = slot.pop()
-                    elif done:
-                        if done[0] is not None:
-                            raise done[0]
-                        return
-                yield frame
-        finally:
-            self._closed.set()
-            thread.join(timeout=self.timeout_s + 1)
+        self._reader = threading.Thread(target=read, name=f"okpose-source {self.name}", daemon=True)
+        self._reader.start()  # stopped by close(), which frames() calls when it ends
+        while True:
+            with cond:
+                while not slot and not done:
+                    cond.wait(0.5)
+                if slot:
+                    frame = slot.pop()
+                elif done:
+                    if done[0] is not None:
+                        raise done[0]
+                    return
+            yield frame
 
     def frames(self) -> Iterator[Frame]:
         """The frames (every ``every``-th, at most ``max_frames``), each with its index, time and file name."""
@@ -285,16 +282,10 @@ class Source:
         picked: Generator[Frame, None, None] = (f for f in counted if f.index % self.every == 0)
         if self.latest and self.kind in ("webcam", "stream"):
             picked = self._newest(picked)
-        n = 0
         try:
-            for f in picked:
-                yield f
-                n += 1
-                if self.max_frames and n >= self.max_frames:
-                    return
+            yield from itertools.islice(picked, self.max_frames or None)
         finally:
-            picked.close()  # stops a ``latest`` reader thread before the capture is released
-            self.close()
+            self.close()  # stops a ``latest`` reader thread before the capture is released
 
     def __iter__(self) -> Iterator[Image]:
         return (f.image for f in self.frames())

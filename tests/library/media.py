@@ -4,7 +4,6 @@ an HTTP MJPEG server, both on loopback sockets and started here."""
 from __future__ import annotations
 
 import http.server
-import socket
 import subprocess
 import threading
 import time
@@ -14,6 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
+from bench.live import free_port
 
 CLIP = "pose2sim_multi_cam01"
 N_FRAMES = 24
@@ -44,12 +45,6 @@ def frames_dir(tmp_path_factory: pytest.TempPathFactory, clip_frames: list[np.nd
     for i, f in enumerate(clip_frames):
         cv2.imwrite(str(d / f"{i:05d}.jpg"), f, [cv2.IMWRITE_JPEG_QUALITY, 95])
     return d
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
