@@ -14,10 +14,12 @@ python -m trainer export   --checkpoint runs/X/final.pt --out models/X.onnx [--b
 python -m trainer compare  --config trainer/configs/X.yaml --seeds 0 1 [--out docs/results.md] [key=value ...]
 python -m trainer card     --onnx models/X.onnx [--out models/X.card.json]   # held-out metrics + latency
 python -m trainer peers    --onnx models/X.onnx [--served]   # students vs MoveNet teachers, bootstrap CIs
-python -m trainer quantize --onnx models/X.onnx --out models/X-int8.onnx   # static int8, spec kept
+python -m trainer quantize --onnx models/X.onnx --out models/X-int8.onnx [--calibration DIR] [--step N]
 python -m trainer label    VIDEOS/IMAGES --out DIR [--every N] [--frames N]   # teacher labels as COCO json
 python -m trainer teach    [--out data/diverse] [--every 2] [--split-only]   # people-diverse teacher ensemble
 python -m trainer unseen   [--onnx models/X.onnx ...] [--root data/diverse] [--out docs/unseen]   # scene-held-out check
+python -m trainer distill  [--name N] [key=value ...]   # Lightning-start student: Thunder labels + keep terms
+python -m trainer export-distill --checkpoint runs/N/final.pt --out models/X.onnx [--version V] [--flip]
 python -m trainer video    --config trainer/configs/video.yaml [section.key=value ...]   # DKD-style video mode
 python -m trainer export-video --checkpoint runs/X/final.pt --out models/X.onnx [--name NAME] [--version V]
 """
@@ -65,6 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     qz = sub.add_parser("quantize", help="static int8 copy of an exported student (spec kept)")
     qz.add_argument("--onnx", required=True)
     qz.add_argument("--out", required=True)
+    qz.add_argument(
+        "--calibration",
+        default=None,
+        help="a COCO keypoint folder (annotations.json + images/) to calibrate on (default: realpose-lab train)",
+    )
+    qz.add_argument("--step", type=int, default=20, help="every step-th person of the calibration set")
     lb = sub.add_parser("label", help="teacher-label videos and images into COCO keypoints json")
     lb.add_argument("inputs", nargs="+", help="video files, image files or folders")
     lb.add_argument("--out", required=True)
@@ -81,6 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     un.add_argument("--root", default="data/diverse", help="`trainer teach` output")
     un.add_argument("--out", default="docs/unseen", help="writes OUT.json and OUT.md")
     sub.add_parser("teachers", help="AP of each teacher and the ensemble on coco8-pose and realpose-lab val")
+    ds = sub.add_parser("distill", help="the Lightning-start student (trainer/distill.py)")
+    ds.add_argument("overrides", nargs="*", help="DistillConfig fields, e.g. epochs=2 seed=1 input_wh=160,160")
+    dx = sub.add_parser("export-distill", help="export a distill run's EMA weights (input -> keypoints)")
+    dx.add_argument("--checkpoint", required=True)
+    dx.add_argument("--out", required=True)
+    dx.add_argument("--version", default="1")
+    dx.add_argument("--flip", action="store_true", help="flip test inside the graph")
     vd = sub.add_parser("video", help="train the video mode (previous-pose kernel distillator)")
     vd.add_argument("--config", default=None)
     vd.add_argument("overrides", nargs="*")
@@ -143,8 +158,11 @@ def main(argv: list[str] | None = None) -> int:
         from trainer.peers import DATA
         from trainer.quantize import quantize_student
 
-        ann = DATA / "annotations" / "person_keypoints_train.json"
-        n = quantize_student(Path(args.onnx), Path(args.out), ann, DATA / "images")
+        if args.calibration:
+            ann, images = Path(args.calibration) / "annotations.json", Path(args.calibration) / "images"
+        else:
+            ann, images = DATA / "annotations" / "person_keypoints_train.json", DATA / "images"
+        n = quantize_student(Path(args.onnx), Path(args.out), ann, images, args.step)
         print(json.dumps({"out": args.out, "calibration_crops": n}))
     elif args.cmd == "label":
         from pathlib import Path
@@ -162,6 +180,16 @@ def main(argv: list[str] | None = None) -> int:
         if not args.split_only:
             print(json.dumps(teacher_pass(out, args.every, limit=args.limit), indent=2))
         print(json.dumps(write_splits(out), indent=2))
+    elif args.cmd == "distill":
+        from trainer.distill import config_from, train
+
+        print(train(config_from(args.overrides)))
+    elif args.cmd == "export-distill":
+        from pathlib import Path
+
+        from trainer.distill import export
+
+        print(json.dumps(export(Path(args.checkpoint), Path(args.out), args.version, args.flip)))
     elif args.cmd == "unseen":
         from pathlib import Path
 

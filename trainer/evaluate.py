@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from okpose.core.heatmaps import merge_flip
 from okpose.core.oks import oks
 from okpose.core.skeleton import flip_index, skeleton_for
 from okpose.core.spec import ModelSpec
-from okpose.core.topdown import heatmaps_to_image, normalize_crops, person_score, prepare_crops
+from okpose.core.topdown import merge_flip_outputs, normalize_crops, outputs_to_image, person_score, prepare_crops
 from trainer.data import ImageCache, PersonRecord
 
 if TYPE_CHECKING:
@@ -42,9 +43,9 @@ def predict_records(
         outs = predict(x)
         if flip_test:
             outs_f = predict(np.ascontiguousarray(x[..., ::-1]))
-            outs = {k: merge_flip(v, outs_f[k], perm) for k, v in outs.items()}
+            outs = {k: merge_flip_outputs(v, outs_f[k], perm, spec) for k, v in outs.items()}
         for name, hm in outs.items():
-            results.setdefault(name, []).append(heatmaps_to_image(hm, np.stack(mats), spec))
+            results.setdefault(name, []).append(outputs_to_image(hm, np.stack(mats), spec))
     return {k: np.concatenate(v) for k, v in results.items()}
 
 
@@ -61,24 +62,34 @@ def coco_dets(records: list[PersonRecord], keypoints: np.ndarray) -> list[dict]:
     ]
 
 
-def coco_ap(ann_file: str, records: list[PersonRecord], keypoints: np.ndarray) -> dict[str, float]:
-    """COCO keypoint AP/AP50/AP75/AR for predictions (one per record) against ``ann_file``."""
+def coco_keypoint_stats(
+    images: list[dict], anns: list[dict], dets: list[dict], image_ids: list[int] | None = None
+) -> list[float]:
+    """The one COCO keypoint evaluation (pycocotools' 10 stats: AP, AP50, AP75, APm, APl, AR, ...) of ``dets``
+    against in-memory ``images`` / ``anns`` (``image_ids``: restrict to these images)."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
-    dets = coco_dets(records, keypoints)
     if not dets:
-        return {"AP": 0.0, "AP50": 0.0, "AP75": 0.0, "AR": 0.0}
+        return [0.0] * 10
     with contextlib.redirect_stdout(io.StringIO()):
-        gt = COCO(ann_file)
-        dt = gt.loadRes(dets)
-        ev = COCOeval(gt, dt, "keypoints")
-        ev.params.imgIds = sorted({r.image_id for r in records})
+        gt = COCO()
+        gt.dataset = {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "person"}]}
+        gt.createIndex()
+        ev = COCOeval(gt, gt.loadRes(dets), "keypoints")
+        if image_ids is not None:
+            ev.params.imgIds = sorted(image_ids)
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
-    s = ev.stats
-    return {"AP": float(s[0]), "AP50": float(s[1]), "AP75": float(s[2]), "AR": float(s[5])}
+    return [float(v) for v in ev.stats]
+
+
+def coco_ap(ann_file: str, records: list[PersonRecord], keypoints: np.ndarray) -> dict[str, float]:
+    """COCO keypoint AP/AP50/AP75/AR for predictions (one per record) against ``ann_file``."""
+    d = json.loads(Path(ann_file).read_text())
+    s = coco_keypoint_stats(d["images"], d["annotations"], coco_dets(records, keypoints), [r.image_id for r in records])
+    return {"AP": s[0], "AP50": s[1], "AP75": s[2], "AR": s[5]}
 
 
 def per_keypoint_error(records: list[PersonRecord], keypoints: np.ndarray) -> dict[str, float]:

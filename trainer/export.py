@@ -83,8 +83,8 @@ def export_onnx(
 def save_onnx(
     module: torch.nn.Module, inputs: dict[str, torch.Tensor], spec: ModelSpec, out: str | Path, opset: int = 17
 ) -> None:
-    """Export ``module`` (inputs by name, dynamic batch, output ``heatmaps``) with ``spec`` in the metadata,
-    TF-style one-sided pads folded into their convolutions."""
+    """Export ``module`` (inputs by name, dynamic batch, output ``heatmaps`` or ``keypoints`` per
+    ``spec.output``) with ``spec`` in the metadata, TF-style one-sided pads folded into their convolutions."""
     buf = io.BytesIO()
     names = list(inputs)
     torch.onnx.export(
@@ -94,8 +94,8 @@ def save_onnx(
         dynamo=False,
         opset_version=opset,
         input_names=names,
-        output_names=["heatmaps"],
-        dynamic_axes={n: {0: "batch"} for n in [*names, "heatmaps"]},
+        output_names=[spec.output],
+        dynamic_axes={n: {0: "batch"} for n in [*names, spec.output]},
     )
     proto = onnx.load_from_string(buf.getvalue())
     for k, v in spec.to_metadata().items():

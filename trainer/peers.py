@@ -11,8 +11,6 @@ detector, no flip, default thresholds) on whole frames, scored as the service sc
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,7 +19,7 @@ import cv2
 import numpy as np
 
 from trainer.data import PersonRecord, load_coco
-from trainer.evaluate import coco_dets, oks_per_person, pck
+from trainer.evaluate import coco_dets, coco_keypoint_stats, oks_per_person, pck
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "realpose-lab"
@@ -49,28 +47,8 @@ def student_predictor(path: Path) -> Predict:
     return lambda records: predict_records(predict, records, spec, flip_test=False)["onnx"]
 
 
-def _coco(images: list[dict], anns: list[dict]):  # noqa: ANN202
-    from pycocotools.coco import COCO
-
-    gt = COCO()
-    gt.dataset = {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "person"}]}
-    with contextlib.redirect_stdout(io.StringIO()):
-        gt.createIndex()
-    return gt
-
-
 def oks_ap(images: list[dict], anns: list[dict], dets: list[dict]) -> float:
-    from pycocotools.cocoeval import COCOeval
-
-    if not dets:
-        return 0.0
-    gt = _coco(images, anns)
-    with contextlib.redirect_stdout(io.StringIO()):
-        ev = COCOeval(gt, gt.loadRes(dets), "keypoints")
-        ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
-    return float(ev.stats[0])
+    return coco_keypoint_stats(images, anns, dets)[0]
 
 
 def bootstrap_resamples(

@@ -164,6 +164,52 @@ def _node_by_output(model, name: str):  # noqa: ANN001, ANN202 - onnx types
 
 
 def movenet_parts(path: Path = MOVENET_ONNX) -> tuple[nn.Module, list[tuple[nn.Module, nn.Conv2d | None]]]:
+    encoder, heads, _ = _movenet_heads(path)
+    return encoder, [(trunk, out) for trunk, out, _ in heads]
+
+
+def movenet_named_heads(path: Path = MOVENET_ONNX) -> tuple[nn.Module, dict[str, tuple[nn.Module, nn.Conv2d]]]:
+    """MoveNet Lightning's trunk and all four heads, named by how its decode uses them: ``heatmaps`` (K),
+    ``center`` (1), ``regression`` (2K, read at the centre cell: the first GatherND) and ``offsets`` (2K, read
+    at each keypoint cell: the last one)."""
+    encoder, heads, model = _movenet_heads(path)
+    if any(out is None for _, out, _ in heads):
+        raise ValueError(f"{path}: a MoveNet head does not end in a plain 1x1 convolution")
+    order = {n.output[0]: i for i, n in enumerate(model.graph.node)}
+    consumers: dict[str, list[int]] = {}
+    for i, n in enumerate(model.graph.node):
+        for name in n.input:
+            consumers.setdefault(name, []).append(i)
+
+    def first_gather(name: str) -> int:  # the position of the GatherND that reads this head (through Transposes)
+        todo, seen = [name], set()
+        while todo:
+            t = todo.pop()
+            for i in consumers.get(t, []):
+                n = model.graph.node[i]
+                if n.op_type == "GatherND" and n.input[0] == t:
+                    return i
+                if n.op_type in ("Transpose", "Sigmoid") and n.output[0] not in seen:
+                    seen.add(n.output[0])
+                    todo.append(n.output[0])
+        return len(order)
+
+    k = heads[0][1].out_channels  # keypoint heatmap head first (``_movenet_heads``)
+    by_ch: dict[int, list] = {}
+    for trunk, out, node in heads[1:]:
+        by_ch.setdefault(out.out_channels, []).append((first_gather(node.output[0]), trunk, out))
+    if sorted(by_ch) != [1, 2 * k] or len(by_ch[1]) != 1 or len(by_ch[2 * k]) != 2:
+        raise ValueError(f"{path}: expected heads of 1, {k}, {2 * k} and {2 * k} channels")
+    (_, rt, ro), (_, ot, oo) = sorted(by_ch[2 * k], key=lambda t: t[0])
+    return encoder, {
+        "heatmaps": (heads[0][0], heads[0][1]),
+        "center": (by_ch[1][0][1], by_ch[1][0][2]),
+        "regression": (rt, ro),
+        "offsets": (ot, oo),
+    }
+
+
+def _movenet_heads(path: Path):  # noqa: ANN202 - (encoder, [(trunk, out conv | None, out node)], onnx model)
     """MoveNet Lightning as trainable torch modules, found by structure (not by tensor name):
 
     ``encoder``: (N, 3, H, W) normalised RGB -> stride-4 FPN features (N, 24, H/4, W/4) (the tensor every
@@ -200,7 +246,7 @@ def movenet_parts(path: Path = MOVENET_ONNX) -> tuple[nn.Module, list[tuple[nn.M
         sub = Path(tmp) / "encoder.onnx"
         onnx.utils.extract_model(str(path), str(sub), [transpose.output[0]], [features])
         encoder = OnnxConvNet(onnx.load(str(sub)))
-        heads: list[tuple[nn.Module, nn.Conv2d | None]] = []
+        heads: list = []
         for k, hdw in enumerate(head_dws):
             hpw = next(n for n in model.graph.node if n.input and n.input[0] == hdw.output[0])
             hrelu = next(n for n in model.graph.node if n.input and n.input[0] == hpw.output[0])
@@ -214,8 +260,8 @@ def movenet_parts(path: Path = MOVENET_ONNX) -> tuple[nn.Module, list[tuple[nn.M
                 out = nn.Conv2d(w.shape[1], w.shape[0], 1)
                 out.weight.data = torch.from_numpy(w.copy())
                 out.bias.data = torch.from_numpy(weights[hout.input[2]].copy())
-            heads.append((trunk, out))
-    return _Single(encoder), heads
+            heads.append((trunk, out, hout))
+    return _Single(encoder), heads, model
 
 
 class _Single(nn.Module):

@@ -70,7 +70,7 @@ def quantize_student(src: Path, out: Path, ann_file: Path, image_root: Path, ste
             raw["extra"] = {
                 **raw.get("extra", {}),
                 "precision": "int8 (static QDQ, per-channel)",
-                "calibration": f"{len(feeds)} realpose-lab train crops",
+                "calibration": f"{len(feeds)} person crops of {Path(ann_file).parent.name}/{Path(ann_file).name}",
             }
             value = json.dumps(raw, sort_keys=True)
         model.metadata_props.add(key=p.key, value=value)

@@ -10,6 +10,7 @@ from okpose.core.skeleton import COCO_FLIP_PAIRS, COCO_KEYPOINTS, COCO_LIMBS
 
 SPEC_KEY = "okpose.spec"
 SPEC_FORMAT = 1
+OUTPUTS = ("heatmaps", "keypoints")
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,8 @@ class ModelSpec:
 
     input_wh: network input (width, height) in pixels; mean/std: per-channel on 0-255 RGB;
     heatmap_stride: input pixels per heatmap pixel; padding: box enlargement before cropping.
+    output: what the network's first output is: ``heatmaps`` (N, K, h, w), decoded here, or ``keypoints``
+    (N, K, 3) x, y in crop-input pixels and a score, decoded in the graph (the MoveNet-head students).
     """
 
     name: str
@@ -32,10 +35,13 @@ class ModelSpec:
     limbs: tuple[tuple[int, int], ...] = COCO_LIMBS
     flip_pairs: tuple[tuple[int, int], ...] = COCO_FLIP_PAIRS
     extra: dict[str, str] = field(default_factory=dict)
+    output: str = "heatmaps"
 
     def __post_init__(self) -> None:
         if self.color not in ("rgb", "bgr"):
             raise ValueError(f"color must be 'rgb' or 'bgr', got {self.color!r}")
+        if self.output not in OUTPUTS:
+            raise ValueError(f"output must be one of {OUTPUTS}, got {self.output!r}")
         w, h = self.input_wh
         if w <= 0 or h <= 0 or w % self.heatmap_stride or h % self.heatmap_stride:
             raise ValueError(f"input_wh {self.input_wh} must be positive multiples of stride {self.heatmap_stride}")
@@ -86,11 +92,13 @@ class ModelSpec:
             limbs=tuple((int(a), int(b)) for a, b in raw["limbs"]),
             flip_pairs=tuple((int(a), int(b)) for a, b in raw["flip_pairs"]),
             extra={str(k): str(v) for k, v in raw.get("extra", {}).items()},
+            output=str(raw.get("output", "heatmaps")),  # files written before the field: heatmap models
         )
 
 
 DETECTOR_SPEC_KEY = "okpose.detector_spec"
 DETECTOR_SPEC_FORMAT = 1
+OUTPUTS = ("heatmaps", "keypoints")
 
 
 @dataclass(frozen=True)

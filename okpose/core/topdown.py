@@ -43,6 +43,37 @@ def heatmaps_to_image(
     return np.concatenate([img_xy, np.clip(scores, 0.0, 1.0)[..., None]], axis=2).astype(np.float32)
 
 
+def keypoints_to_image(keypoints: npt.ArrayLike, image_to_crop: npt.ArrayLike) -> F32:
+    """In-graph decoded keypoints (N, K, 3) in crop pixels + image->crop matrices (N, 2, 3) -> image pixels."""
+    k = np.asarray(keypoints, dtype=np.float32).reshape(len(keypoints), -1, 3)  # type: ignore[arg-type]
+    mats = np.asarray(image_to_crop, dtype=np.float64).reshape(-1, 2, 3)
+    if not len(mats):
+        return k.astype(np.float32)
+    inv = np.stack([invert_affine(m) for m in mats])
+    xy = apply_affine(k[..., :2].astype(np.float64), inv)
+    return np.concatenate([xy, np.clip(k[..., 2:3], 0.0, 1.0)], axis=2).astype(np.float32)
+
+
+def outputs_to_image(out: npt.ArrayLike, image_to_crop: npt.ArrayLike, spec: ModelSpec) -> F32:
+    """The network's output (heatmaps or keypoints, per ``spec.output``) -> keypoints (N, K, 3) in image pixels."""
+    if spec.output == "keypoints":
+        return keypoints_to_image(out, image_to_crop)
+    return heatmaps_to_image(out, image_to_crop, spec)
+
+
+def merge_flip_outputs(
+    out: npt.ArrayLike, out_flipped: npt.ArrayLike, flip_perm: npt.ArrayLike, spec: ModelSpec
+) -> F32:
+    """Plain and mirrored-crop outputs -> one: heatmaps averaged after un-mirroring, or keypoints un-mirrored
+    (x -> width - x, left/right swapped) and averaged."""
+    if spec.output != "keypoints":
+        return merge_flip(out, out_flipped, flip_perm)
+    a = np.asarray(out, dtype=np.float32)
+    b = np.asarray(out_flipped, dtype=np.float32)[:, np.asarray(flip_perm)].copy()
+    b[..., 0] = spec.input_wh[0] - b[..., 0]
+    return np.asarray((a + b) / 2, dtype=np.float32)
+
+
 def prepare_crops(
     image_bgr: npt.NDArray[np.uint8], boxes_xyxy: npt.ArrayLike, spec: ModelSpec
 ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.float64]]:
@@ -67,7 +98,7 @@ Predict = Callable[..., F32]  # (input, prior maps or None) -> heatmaps; per-fra
 
 
 class TopDown:
-    """preprocess -> inference -> postprocess for a heatmap model, one batched call per frame.
+    """preprocess -> inference -> postprocess for a top-down model, one batched call per frame.
 
     ``predict`` maps the network input (N, 3, H, W) to heatmaps (N, K, h, w) (an ONNX session via
     ``from_session``, or a torch model in evaluation); with ``flip_test`` the mirrored batch runs in
@@ -125,11 +156,12 @@ class TopDown:
         if prior_maps is not None:
             extra = (np.concatenate([prior_maps, flip_prior(prior_maps, self.flip_perm)]),)
         hm = self.predict(np.concatenate([x, np.ascontiguousarray(x[..., ::-1])]), *extra)
-        return merge_flip(hm[:n], hm[n:], self.flip_perm)
+        return merge_flip_outputs(hm[:n], hm[n:], self.flip_perm, self.spec)
 
     def postprocess(self, heatmaps: F32, image_to_crop: npt.NDArray[np.float64]) -> F32:
-        """Keypoints (N, K, 3) in image pixels; a non-finite keypoint (degenerate crop) gets score 0 at (0, 0)."""
-        kps = heatmaps_to_image(heatmaps, image_to_crop, self.spec)
+        """Keypoints (N, K, 3) in image pixels from the network's output (heatmaps, or in-graph decoded
+        keypoints); a non-finite keypoint (degenerate crop) gets score 0 at (0, 0)."""
+        kps = outputs_to_image(heatmaps, image_to_crop, self.spec)
         bad = ~np.isfinite(kps).all(axis=2)
         if bad.any():
             kps[bad] = 0.0

@@ -1,0 +1,129 @@
+"""The Lightning-start student (``trainer.models.movenet_full`` + ``trainer.distill``): it begins at Lightning,
+exports with its decode in the graph (spec ``output: keypoints``), runs through okpose's TopDown, and its
+losses see the labels and the frozen copy."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from okpose.core.runtime import open_session
+from okpose.core.spec import ModelSpec
+from okpose.core.topdown import TopDown
+from trainer.distill import DistillConfig, config_from, export, losses, spec_for
+from trainer.label import Teacher
+from trainer.models.movenet_full import center_weights, load_movenet_full
+from trainer.pretrained import MOVENET_ONNX
+
+
+@pytest.fixture(scope="module")
+def net():
+    return load_movenet_full().eval()
+
+
+@pytest.fixture(scope="module")
+def persons(data_root):
+    """A few real val frames with their labelled person boxes."""
+    d = json.loads((data_root / "annotations" / "person_keypoints_val.json").read_text())
+    images = {im["id"]: im for im in d["images"]}
+    out = []
+    for a in d["annotations"][::25][:6]:
+        x, y, w, h = a["bbox"]
+        img = cv2.imread(str(data_root / "images" / images[a["image_id"]]["file_name"]))
+        out.append((img, np.array([x, y, x + w, y + h], np.float32)))
+    return out
+
+
+def test_centre_weights_follow_the_graphs_constant():
+    import onnx
+    from onnx import numpy_helper
+
+    m = onnx.load(str(MOVENET_ONNX))
+    consts = [numpy_helper.to_array(i) for i in m.graph.initializer if tuple(i.dims) == (48, 48, 1)]
+    graph_w = next(c for c in consts if c.max() < 1 and c.min() > 0)[:, :, 0]  # the one that is not a grid
+    np.testing.assert_allclose(center_weights(48, 48).numpy(), graph_w, rtol=2e-3)
+
+
+def test_it_starts_at_lightning_on_real_crops(net, persons):
+    """Trunk, heads and the torch decode give Lightning's own keypoints (the converted graph) on the same crop."""
+    teacher = Teacher(MOVENET_ONNX)
+    for img, box in persons:
+        crop, _ = teacher._crop(img, box)
+        ref = teacher._run(crop)  # (K, 3) y, x in [0, 1], score
+        x = torch.from_numpy(crop.astype(np.float32) / 127.5 - 1).permute(2, 0, 1)[None]
+        with torch.no_grad():
+            got = net.keypoints(x)[0].numpy()
+        assert ref[:, 2].max() > 0.3  # a person is there
+        np.testing.assert_allclose(got[:, 0] / 192, ref[:, 1], atol=2e-3)
+        np.testing.assert_allclose(got[:, 1] / 192, ref[:, 0], atol=2e-3)
+        np.testing.assert_allclose(got[:, 2], ref[:, 2], atol=1e-3)
+
+
+def test_export_runs_in_okpose_topdown_like_lightning(net, persons, tmp_path):
+    """The exported student (keypoints in the graph, spec ``output: keypoints``) through okpose's TopDown on
+    real frames: Lightning's keypoints in image pixels, batched; flip test in TopDown stays close."""
+    ckpt = tmp_path / "init.pt"
+    torch.save({"ema": net.state_dict(), "config": asdict(DistillConfig(name="t")), "step": 0}, ckpt)
+    out = tmp_path / "s.onnx"
+    report = export(ckpt, out)
+    assert report["max_abs_diff"] < 1e-2
+    sess = open_session(out, "cpu", 1)
+    spec = ModelSpec.from_metadata(sess.get_modelmeta().custom_metadata_map)
+    assert spec.output == "keypoints" and spec.input_wh == (192, 192)
+    assert "Stanford 40" in spec.extra["training_data"]
+    runner = TopDown.from_session(sess, spec)
+    flip = TopDown.from_session(sess, spec, flip_test=True)
+    teacher = Teacher(MOVENET_ONNX)
+    img, box = persons[0]
+    boxes = np.stack([box, persons[0][1] + 0.0])
+    got = runner(img, boxes)
+    assert got.shape == (2, 17, 3)
+    ref = teacher.plain(img, box)
+    side = max(box[2] - box[0], box[3] - box[1])
+    conf = ref[:, 2] > 0.3
+    assert conf.sum() >= 5
+    assert np.abs(got[0, conf, :2] - ref[conf, :2]).max() < 0.01 * side
+    both = flip(img, boxes)
+    assert np.median(np.linalg.norm(both[0, conf, :2] - ref[conf, :2], axis=1)) < 0.05 * side
+
+
+def test_losses_see_labels_and_the_frozen_copy(net):
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 192, 192) * 0.3
+    with torch.no_grad():
+        t = net.heads(x)
+    kps = torch.rand(2, 17, 2) * 150 + 20
+    w = torch.zeros(2, 17)
+    same = losses(t, t, kps, w, DistillConfig())
+    assert all(float(v) == 0.0 for v in same.values())  # no label, student == frozen: nothing to learn
+    w[:, :5] = 0.9
+    labelled = losses(t, t, kps, w, DistillConfig())
+    assert float(labelled["hm_label"]) > 0 and float(labelled["off_label"]) > 0 and float(labelled["reg_label"]) > 0
+    moved = type(t)(t.center, t.regression, t.heatmaps * 0.5, t.offsets)
+    assert float(losses(moved, t, kps, torch.zeros(2, 17), DistillConfig())["keep"]) > 0
+
+
+def test_config_overrides():
+    cfg = config_from(["lr=1e-5", "input_wh=160,160", "train=data/misc,realpose-lab", "epochs=0.5"])
+    assert cfg.lr == 1e-5 and cfg.input_wh == (160, 160) and cfg.train == ["data/misc", "realpose-lab"]
+    assert spec_for(cfg).input_wh == (160, 160)
+    with pytest.raises(SystemExit, match="unknown override"):
+        config_from(["nope=1"])
+
+
+def test_old_spec_metadata_reads_as_heatmaps():
+    spec = ModelSpec(name="a", version="1")
+    meta = spec.to_metadata()
+    raw = json.loads(meta["okpose.spec"])
+    raw.pop("output")
+    meta["okpose.spec"] = json.dumps(raw)
+    assert ModelSpec.from_metadata(meta).output == "heatmaps"
+    with pytest.raises(ValueError, match="output"):
+        ModelSpec(name="a", version="1", output="boxes")
+    assert Path(MOVENET_ONNX).is_file()
