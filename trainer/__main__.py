@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     un.add_argument("--onnx", nargs="*", default=[], help="student ONNX files")
     un.add_argument("--root", default="data/diverse", help="`trainer teach` output")
     un.add_argument("--out", default="docs/unseen", help="writes OUT.json and OUT.md")
+    un.add_argument("--quick", action="store_true", help="AP point estimates only (screening), printed")
     sub.add_parser("teachers", help="AP of each teacher and the ensemble on coco8-pose and realpose-lab val")
     ds = sub.add_parser("distill", help="the Lightning-start student (trainer/distill.py)")
     ds.add_argument("overrides", nargs="*", help="DistillConfig fields, e.g. epochs=2 seed=1 input_wh=160,160")
@@ -195,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
 
         from trainer import unseen
 
+        if args.quick:
+            print(unseen.quick([Path(o) for o in args.onnx], Path(args.root)))
+            return 0
         rows = unseen.run([Path(o) for o in args.onnx], Path(args.root))
         command = "python -m trainer unseen " + " ".join(sys.argv[2:] if argv is None else argv[1:])
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

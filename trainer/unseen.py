@@ -163,6 +163,21 @@ def run(students: list[Path], root: Path) -> list[dict]:
     return rows
 
 
+def quick(students: list[Path], root: Path) -> str:
+    """AP per split for each student beside the untouched Lightning, point estimates only (no bootstrap: the
+    full check's intervals take ~2 min per model and split on 2 cores). For screening, not for claims."""
+    models = [(p.name, student_predictor(p)) for p in students]
+    models.append(("movenet-lightning (untouched)", movenet_predictor(TEACHERS / "movenet-lightning.onnx")))
+    cv2.setNumThreads(1)
+    lines = ["| split | persons | " + " | ".join(n for n, _ in models) + " |", "|---|---|" + "---|" * len(models)]
+    for split in splits(root):
+        gt = json.loads(split.ann.read_text())
+        records = load_coco(split.ann, split.images)
+        aps = [oks_ap(gt["images"], gt["annotations"], coco_dets(records, predict(records))) for _, predict in models]
+        lines.append(f"| {split.name} | {len(records)} | " + " | ".join(f"{a:.3f}" for a in aps) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def markdown(rows: list[dict], command: str) -> str:
     head = (
         f"Command: `{command}`\n\n"

@@ -127,3 +127,23 @@ def test_old_spec_metadata_reads_as_heatmaps():
     with pytest.raises(ValueError, match="output"):
         ModelSpec(name="a", version="1", output="boxes")
     assert Path(MOVENET_ONNX).is_file()
+
+
+def test_pipeline_serves_a_keypoints_model(net, persons, tmp_path):
+    """okpose.Pipeline with the exported student (embedded detector, a real frame): persons with
+    Lightning's keypoints for the detected boxes."""
+    from okpose import Pipeline
+
+    ckpt = tmp_path / "init.pt"
+    torch.save({"ema": net.state_dict(), "config": asdict(DistillConfig(name="t")), "step": 0}, ckpt)
+    out = tmp_path / "s.onnx"
+    export(ckpt, out)
+    pipe = Pipeline(pose=out, threads=1)
+    img, _ = persons[0]
+    res = pipe(img)
+    assert len(res) >= 1 and res.keypoints.shape[1:] == (17, 3)
+    teacher = Teacher(MOVENET_ONNX)
+    ref = teacher.plain(img, res.boxes[0])
+    conf = ref[:, 2] > 0.3
+    side = max(res.boxes[0][2] - res.boxes[0][0], res.boxes[0][3] - res.boxes[0][1])
+    assert np.abs(res.keypoints[0, conf, :2] - ref[conf, :2]).max() < 0.01 * side
