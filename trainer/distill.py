@@ -39,11 +39,11 @@ from okpose.core.spec import ModelSpec
 from okpose.core.topdown import normalize_crops
 from trainer.augment import AugmentConfig, augment_sample
 from trainer.data import ImageCache, PersonRecord, background_images, load_coco
-from trainer.models.movenet_full import HeadOutputs, MoveNetFull, center_weights, load_movenet_full
+from trainer.models.movenet_full import HeadOutputs, MoveNetFull, cells, center_cell, load_movenet_full, regression_at
+from trainer.peers import DATA
+from trainer.pretrained import MOVENET_MEAN, MOVENET_STD
 
 log = logging.getLogger("trainer.distill")
-ROOT = Path(__file__).resolve().parents[1]
-REALPOSE = ROOT.parent / "shared" / "data" / "realpose-lab"
 STRIDE = 4
 
 
@@ -96,8 +96,8 @@ def spec_for(cfg: DistillConfig, version: str = "1") -> ModelSpec:
         name="okpose-movenet",
         version=version,
         input_wh=tuple(cfg.input_wh),  # type: ignore[arg-type]
-        mean=(127.5, 127.5, 127.5),
-        std=(127.5, 127.5, 127.5),
+        mean=MOVENET_MEAN,
+        std=MOVENET_STD,
         heatmap_stride=STRIDE,
         padding=cfg.padding,
         color="rgb",
@@ -108,7 +108,7 @@ def spec_for(cfg: DistillConfig, version: str = "1") -> ModelSpec:
 def load_weighted(folder: str) -> tuple[list[PersonRecord], list[np.ndarray]]:
     """Records of one training folder and per-keypoint target weights (the ensemble's, else 1 where labelled)."""
     if folder == "realpose-lab":
-        ann, images = REALPOSE / "annotations" / "person_keypoints_train.json", REALPOSE / "images"
+        ann, images = DATA / "annotations" / "person_keypoints_train.json", DATA / "images"
     else:
         ann, images = Path(folder) / "annotations.json", Path(folder) / "images"
     recs = load_coco(ann, images, min_keypoints=4)
@@ -153,15 +153,10 @@ class DistillDataset(Dataset):
         return torch.from_numpy(x), torch.from_numpy(out[:, :2].astype(np.float32)), torch.from_numpy(weight)
 
 
-def _cells(h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
-    yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
-    return yy, xx
-
-
 def losses(s: HeadOutputs, t: HeadOutputs, kps: torch.Tensor, weight: torch.Tensor, cfg: DistillConfig) -> dict:
     """Per-term losses (means over the batch). ``kps`` (N, K, 2) crop pixels, ``weight`` (N, K) in [0, 1]."""
     n, k, h, w = s.heatmaps.shape
-    yy, xx = _cells(h, w)
+    yy, xx = cells(h, w)
     g = kps / STRIDE  # label in cells (x, y)
     d2 = (xx.view(1, 1, h, w) - g[..., 0, None, None]) ** 2 + (yy.view(1, 1, h, w) - g[..., 1, None, None]) ** 2
     gauss = torch.exp(-d2 / (2 * cfg.sigma**2))
@@ -181,10 +176,9 @@ def losses(s: HeadOutputs, t: HeadOutputs, kps: torch.Tensor, weight: torch.Tens
     tm = ((1 - lab)[..., None, None] * t.heatmaps)[:, :, None].detach()
     off_keep = (tm * (off - toff).abs()).sum() / tm.sum().clamp(min=1.0)
     # regression at the frozen Lightning's (centre-weighted) centre cell: label - centre, else Lightning's
-    c = torch.argmax((t.center[:, 0] * center_weights(h, w)).reshape(n, -1), dim=1)
+    c = center_cell(t.center)
     cy, cx = (c // w).float(), (c % w).float()
-    reg = s.regression.reshape(n, 2 * k, h * w).gather(2, c[:, None, None].expand(n, 2 * k, 1)).view(n, k, 2)
-    treg = t.regression.reshape(n, 2 * k, h * w).gather(2, c[:, None, None].expand(n, 2 * k, 1)).view(n, k, 2)
+    reg, treg = regression_at(s.regression, c), regression_at(t.regression, c)
     rtarget = torch.stack([g[..., 1] - cy[:, None], g[..., 0] - cx[:, None]], dim=2)
     reg_label = (weight[..., None] * F.smooth_l1_loss(reg, rtarget, reduction="none")).sum() / lab.sum().clamp(min=1)
     reg_keep = ((1 - lab)[..., None] * F.smooth_l1_loss(reg, treg, reduction="none")).sum() / n

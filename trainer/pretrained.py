@@ -175,7 +175,6 @@ def movenet_named_heads(path: Path = MOVENET_ONNX) -> tuple[nn.Module, dict[str,
     encoder, heads, model = _movenet_heads(path)
     if any(out is None for _, out, _ in heads):
         raise ValueError(f"{path}: a MoveNet head does not end in a plain 1x1 convolution")
-    order = {n.output[0]: i for i, n in enumerate(model.graph.node)}
     consumers: dict[str, list[int]] = {}
     for i, n in enumerate(model.graph.node):
         for name in n.input:
@@ -192,7 +191,7 @@ def movenet_named_heads(path: Path = MOVENET_ONNX) -> tuple[nn.Module, dict[str,
                 if n.op_type in ("Transpose", "Sigmoid") and n.output[0] not in seen:
                     seen.add(n.output[0])
                     todo.append(n.output[0])
-        return len(order)
+        return len(model.graph.node)
 
     k = heads[0][1].out_channels  # keypoint heatmap head first (``_movenet_heads``)
     by_ch: dict[int, list] = {}

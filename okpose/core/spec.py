@@ -98,7 +98,6 @@ class ModelSpec:
 
 DETECTOR_SPEC_KEY = "okpose.detector_spec"
 DETECTOR_SPEC_FORMAT = 1
-OUTPUTS = ("heatmaps", "keypoints")
 
 
 @dataclass(frozen=True)

@@ -33,31 +33,25 @@ def heatmaps_to_image(
 
     The third column is the heatmap peak value (the keypoint score).
     """
-    hm = np.asarray(heatmaps, dtype=np.float32)
+    coords, scores = decode(np.asarray(heatmaps, dtype=np.float32), refine=refine)
+    return crop_to_image(heatmap_to_input(coords, spec.heatmap_stride), scores, image_to_crop)
+
+
+def crop_to_image(crop_xy: npt.ArrayLike, scores: npt.ArrayLike, image_to_crop: npt.ArrayLike) -> F32:
+    """Keypoints (N, K, 2) in crop pixels + scores (N, K) -> (N, K, 3) in image pixels (scores clipped to [0, 1]:
+    heatmap peaks can overshoot 1 slightly; a keypoint score is a confidence)."""
+    xy = np.asarray(crop_xy, dtype=np.float64)
     mats = np.asarray(image_to_crop, dtype=np.float64).reshape(-1, 2, 3)
-    coords, scores = decode(hm, refine=refine)
-    crop_xy = heatmap_to_input(coords, spec.heatmap_stride)
     inv = np.stack([invert_affine(m) for m in mats]) if len(mats) else np.zeros((0, 2, 3))
-    img_xy = apply_affine(crop_xy, inv) if len(mats) else crop_xy
-    # heatmap peaks can overshoot 1 slightly; a keypoint score is a confidence in [0, 1]
-    return np.concatenate([img_xy, np.clip(scores, 0.0, 1.0)[..., None]], axis=2).astype(np.float32)
-
-
-def keypoints_to_image(keypoints: npt.ArrayLike, image_to_crop: npt.ArrayLike) -> F32:
-    """In-graph decoded keypoints (N, K, 3) in crop pixels + image->crop matrices (N, 2, 3) -> image pixels."""
-    k = np.asarray(keypoints, dtype=np.float32).reshape(len(keypoints), -1, 3)  # type: ignore[arg-type]
-    mats = np.asarray(image_to_crop, dtype=np.float64).reshape(-1, 2, 3)
-    if not len(mats):
-        return k.astype(np.float32)
-    inv = np.stack([invert_affine(m) for m in mats])
-    xy = apply_affine(k[..., :2].astype(np.float64), inv)
-    return np.concatenate([xy, np.clip(k[..., 2:3], 0.0, 1.0)], axis=2).astype(np.float32)
+    img_xy = apply_affine(xy, inv) if len(mats) else xy
+    return np.concatenate([img_xy, np.clip(np.asarray(scores), 0.0, 1.0)[..., None]], axis=2).astype(np.float32)
 
 
 def outputs_to_image(out: npt.ArrayLike, image_to_crop: npt.ArrayLike, spec: ModelSpec) -> F32:
     """The network's output (heatmaps or keypoints, per ``spec.output``) -> keypoints (N, K, 3) in image pixels."""
-    if spec.output == "keypoints":
-        return keypoints_to_image(out, image_to_crop)
+    if spec.output == "keypoints":  # (N, K, 3) x, y in crop pixels and a score, decoded in the graph
+        k = np.asarray(out, dtype=np.float32)
+        return crop_to_image(k[..., :2], k[..., 2], image_to_crop)
     return heatmaps_to_image(out, image_to_crop, spec)
 
 

@@ -46,10 +46,28 @@ class _Head(nn.Module):
         return torch.sigmoid(y) if self.sigmoid else y
 
 
+def cells(h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(h, w) row and column index of every grid cell."""
+    yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    return yy, xx
+
+
 def center_weights(h: int, w: int) -> torch.Tensor:
     """(h, w) ``1 / (distance to the grid centre + 1.8)`` (the grid centre is cell (h/2, w/2))."""
-    yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    yy, xx = cells(h, w)
     return 1.0 / (torch.sqrt((yy - h / 2) ** 2 + (xx - w / 2) ** 2) + DIST_EPS)
+
+
+def center_cell(center: torch.Tensor) -> torch.Tensor:
+    """(N, 1, h, w) centre heatmap -> (N,) flat index of the centre-weighted peak (MoveNet's person pick)."""
+    n, _, h, w = center.shape
+    return torch.argmax((center[:, 0] * center_weights(h, w).to(center)).reshape(n, -1), dim=1)
+
+
+def regression_at(regression: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
+    """(N, 2K, h, w) regression read at flat cells (N,) -> (N, K, 2) dy, dx per keypoint."""
+    n, c = regression.shape[:2]
+    return _gather(regression.reshape(n, c, -1), cell[:, None].expand(n, c)).reshape(n, c // 2, 2)
 
 
 def _gather(t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -60,11 +78,9 @@ def _gather(t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
 def decode(o: HeadOutputs, stride: int = 4) -> torch.Tensor:
     """MoveNet single-pose decode, batched: (N, K, 3) x, y in input pixels and the keypoint score."""
     n, k, h, w = o.heatmaps.shape
-    cw = center_weights(h, w).to(o.center)
-    c = torch.argmax((o.center[:, 0] * cw).reshape(n, -1), dim=1)  # (N,)
+    c = center_cell(o.center)  # (N,)
     cy, cx = (c // w).to(o.center.dtype), (c % w).to(o.center.dtype)
-    reg = o.regression.reshape(n, 2 * k, h * w)
-    at_c = _gather(reg, c[:, None].expand(n, 2 * k)).reshape(n, k, 2)  # (dy, dx) per keypoint
+    at_c = regression_at(o.regression, c)  # (dy, dx) per keypoint
     ry, rx = cy[:, None] + at_c[..., 0], cx[:, None] + at_c[..., 1]  # (N, K)
     yy = torch.arange(h, dtype=o.center.dtype, device=o.center.device).view(1, 1, h, 1)
     xx = torch.arange(w, dtype=o.center.dtype, device=o.center.device).view(1, 1, 1, w)
