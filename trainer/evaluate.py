@@ -85,6 +85,83 @@ def coco_keypoint_stats(
     return [float(v) for v in ev.stats]
 
 
+class ImageMatches:
+    """COCO keypoint matching done once per image, so that AP over any multiset of the images (a bootstrap
+    resample) is a cheap re-accumulation instead of a full pycocotools run.
+
+    Per image (area range "all", at most ``maxDets`` detections): the detections' scores, their match flags
+    and ignore flags at the 10 OKS thresholds, and the count of non-ignored labels; ``ap(index)`` repeats
+    COCOeval.accumulate's interpolated precision over the 101 recall points for the images ``index`` picks
+    (with repeats). ``ap(None)`` equals ``coco_keypoint_stats(...)[0]`` (tested).
+    """
+
+    def __init__(self, images: list[dict], anns: list[dict], dets: list[dict]):
+        from pycocotools.coco import COCO
+        from pycocotools.cocoeval import COCOeval
+
+        self.image_ids = [im["id"] for im in images]
+        t = 10
+        empty = (np.zeros(0), np.zeros((t, 0), bool), np.zeros((t, 0), bool), 0)
+        self.per_image = [empty for _ in self.image_ids]
+        with contextlib.redirect_stdout(io.StringIO()):
+            gt = COCO()
+            gt.dataset = {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "person"}]}
+            gt.createIndex()
+            ev = COCOeval(gt, gt.loadRes(dets), "keypoints") if dets else None
+            if ev is not None:
+                ev.evaluate()
+        self.rec_thrs = np.linspace(0.0, 1.0, 101)
+        if ev is None:  # no detections: AP 0 wherever there are labels
+            for k, img_id in enumerate(self.image_ids):
+                n = sum(1 for a in anns if a["image_id"] == img_id and a.get("num_keypoints", 1) > 0)
+                self.per_image[k] = (*empty[:3], n)
+            return
+        p = ev.params
+        self.rec_thrs = np.asarray(p.recThrs)
+        max_det = p.maxDets[-1]
+        where = {i: k for k, i in enumerate(self.image_ids)}
+        for k, img_id in enumerate(p.imgIds):  # evalImgs: categories x area ranges x images; area "all" first
+            e = ev.evalImgs[k]
+            if e is None:
+                continue
+            self.per_image[where[img_id]] = (
+                np.asarray(e["dtScores"][:max_det], np.float64),
+                np.asarray(e["dtMatches"][:, :max_det] > 0),
+                np.asarray(e["dtIgnore"][:, :max_det], bool),
+                int(np.count_nonzero(np.asarray(e["gtIgnore"]) == 0)),
+            )
+
+    def ap(self, index: np.ndarray | None = None) -> float:
+        picked = self.per_image if index is None else [self.per_image[i] for i in index]
+        npig = sum(p[3] for p in picked)
+        if npig == 0:
+            return -1.0
+        scores = np.concatenate([p[0] for p in picked])
+        order = np.argsort(-scores, kind="mergesort")
+        dtm = np.concatenate([p[1] for p in picked], axis=1)[:, order]
+        dtig = np.concatenate([p[2] for p in picked], axis=1)[:, order]
+        tp = np.cumsum(dtm & ~dtig, axis=1, dtype=np.float64)
+        fp = np.cumsum(~dtm & ~dtig, axis=1, dtype=np.float64)
+        precision = np.zeros((tp.shape[0], len(self.rec_thrs)))
+        for t in range(tp.shape[0]):
+            if not tp.shape[1]:
+                continue
+            rc = tp[t] / npig
+            pr = tp[t] / (tp[t] + fp[t] + np.spacing(1))
+            pr = np.maximum.accumulate(pr[::-1])[::-1]  # precision envelope (monotone from the right)
+            at = np.searchsorted(rc, self.rec_thrs, side="left")
+            ok = at < len(pr)
+            precision[t, ok] = pr[at[ok]]
+        return float(precision.mean())
+
+    def bootstrap(self, n: int = 1000, seed: int = 0) -> np.ndarray:
+        """AP over ``n`` resamples of the images with replacement (the same draws for the same ``seed``: two
+        models' ``bootstrap`` with one seed form a paired bootstrap)."""
+        rng = np.random.default_rng(seed)
+        m = len(self.per_image)
+        return np.array([self.ap(rng.integers(0, m, m)) for _ in range(n)])
+
+
 def coco_ap(ann_file: str, records: list[PersonRecord], keypoints: np.ndarray) -> dict[str, float]:
     """COCO keypoint AP/AP50/AP75/AR for predictions (one per record) against ``ann_file``."""
     d = json.loads(Path(ann_file).read_text())

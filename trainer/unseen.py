@@ -27,12 +27,11 @@ import numpy as np
 
 from okpose.core.skeleton import COCO17
 from trainer.data import PersonRecord, load_coco
-from trainer.evaluate import coco_dets
+from trainer.evaluate import ImageMatches, coco_dets
 from trainer.peers import (
     TEACHERS,
     Predict,
     bootstrap_ap,
-    bootstrap_resamples,
     movenet_predictor,
     oks_ap,
     student_predictor,
@@ -112,11 +111,11 @@ def evaluate_split(name: str, predict: Predict, split: Split) -> dict:
     }
 
 
-def paired_delta_ci(gt: dict, a: list[dict], b: list[dict], n: int = 100, seed: int = 0) -> tuple[float, float]:
+def paired_delta_ci(gt: dict, a: list[dict], b: list[dict], n: int = 1000, seed: int = 0) -> tuple[float, float]:
     """95 % interval of AP(a) - AP(b) with the same images resampled for both (paired bootstrap)."""
-    deltas = [
-        oks_ap(im, anns, da) - oks_ap(im, anns, db) for im, anns, (da, db) in bootstrap_resamples(gt, [a, b], n, seed)
-    ]
+    deltas = ImageMatches(gt["images"], gt["annotations"], a).bootstrap(n, seed) - ImageMatches(
+        gt["images"], gt["annotations"], b
+    ).bootstrap(n, seed)
     return float(np.percentile(deltas, 2.5)), float(np.percentile(deltas, 97.5))
 
 
@@ -181,7 +180,7 @@ def quick(students: list[Path], root: Path) -> str:
 def markdown(rows: list[dict], command: str) -> str:
     head = (
         f"Command: `{command}`\n\n"
-        "Given boxes, no flip. AP: COCO OKS AP [95 % bootstrap interval over images, 100 resamples]. "
+        "Given boxes, no flip. AP: COCO OKS AP [95 % bootstrap interval over images, 1000 resamples]. "
         "L/R swaps and unseen-joint placements: pooled rates [95 % bootstrap interval over persons] (lower is "
         "better; definitions in `trainer/unseen.py`). `unseen-*` labels: the teacher ensemble (MoveNet Thunder "
         "plain + mirrored, agreement-filtered), which favours students distilled from it; `eval-coco8-*`: the "

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from trainer.data import load_coco
-from trainer.evaluate import instance_score
+from trainer.evaluate import ImageMatches, coco_keypoint_stats, instance_score
 from trainer.peers import bootstrap_ap, evaluate_gt_boxes, oks_per_person, pck
 
 
@@ -59,3 +59,36 @@ def test_bootstrap_interval_widens_with_disagreement(val):
     ]
     lo, hi = bootstrap_ap(gt, dets, n=30)
     assert 0.0 < lo < hi < 1.0
+
+
+def _renumbered(gt: dict, dets: list[dict], pick: np.ndarray) -> tuple[list[dict], list[dict], list[dict]]:
+    """The images ``pick`` chooses (with repeats) as renumbered copies: what a resample is, spelled out."""
+    ids = [im["id"] for im in gt["images"]]
+    images, anns, out = [], [], []
+    for new_id, k in enumerate(pick.tolist()):
+        old = ids[k]
+        images.append({"id": new_id, "width": 1, "height": 1})
+        for a in gt["annotations"]:
+            if a["image_id"] == old:
+                anns.append({**a, "id": len(anns) + 1, "image_id": new_id})
+        out += [{**d, "image_id": new_id} for d in dets if d["image_id"] == old]
+    return images, anns, out
+
+
+def test_per_image_matches_reproduce_pycocotools_on_resamples(val):
+    ann, recs = val
+    gt = json.loads(ann.read_text())
+    kps = truth(recs)
+    rng = np.random.default_rng(1)
+    kps[..., :2] += rng.normal(0, 6, kps[..., :2].shape)  # imperfect: AP strictly between 0 and 1
+    kps[rng.random(len(recs)) < 0.3, :, :2] += 30
+    dets = [
+        {"image_id": r.image_id, "category_id": 1, "keypoints": k.reshape(-1).tolist(), "score": float(s)}
+        for r, k, s in zip(recs, kps, instance_score(kps), strict=True)
+    ]
+    m = ImageMatches(gt["images"], gt["annotations"], dets)
+    full = coco_keypoint_stats(gt["images"], gt["annotations"], dets)[0]
+    assert 0.05 < full < 0.95 and m.ap() == pytest.approx(full, abs=1e-9)
+    for seed in range(3):
+        pick = np.random.default_rng(seed).integers(0, len(gt["images"]), len(gt["images"]))
+        assert m.ap(pick) == pytest.approx(coco_keypoint_stats(*_renumbered(gt, dets, pick))[0], abs=1e-9)
