@@ -72,3 +72,32 @@ def test_detector_bench_reports_people_diverse_recall_and_camera_sizes(tmp_path)
         assert 0.5 < d["stanford40"]["recall"] <= 1.0 and 0.0 < d["coco8-human"]["precision"] <= 1.0
         assert set(x["sizes_ms"]) == {"640x480", "1280x720", "1920x1080"}
     assert "People-diverse human boxes" in out.with_suffix(".md").read_text()
+
+
+def test_live_tracking_bench_scores_quiet_and_busy_runs(tmp_path):
+    out = tmp_path / "live"
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.tracking_live",
+            "--videos",
+            "pose2sim_multi_cam01",
+            "--load",
+            "1",
+            "--out",
+            str(out),
+        ],  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr[-4000:]
+    res = json.loads(out.with_suffix(".json").read_text())
+    assert list(res) == ["quiet", "busy (1 busy loops)"]
+    for rows in res.values():
+        (row,) = rows
+        assert row["errors"] == 0 and 0 < row["answered"] <= row["sent"] == 50
+        assert row["idf1"] > 0.5  # the clip's people are found and followed, answers matched to their frames
+    assert "| busy (1 busy loops) |" in out.with_suffix(".md").read_text()
