@@ -49,7 +49,7 @@ RUN mkdir -p /models \
 FROM ${PYTHON_IMAGE} AS runtime-cpu
 ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 OMP_NUM_THREADS=1 \
     POSE_HOST=0.0.0.0 POSE_PORT=8000 POSE_THREADS=2 POSE_WORKERS=2 \
-    POSE_POSE_MODEL=/models/okdhp-movenet-int8.onnx POSE_DETECTOR_MODEL=/models/nanodet-coco-int8.onnx \
+    POSE_POSE_MODEL=/models/okpose-movenet.onnx POSE_DETECTOR_MODEL=/models/nanodet-coco-int8.onnx \
     POSE_VIDEO_MODEL=/models/okdhp-movenet-video-int8.onnx
 RUN useradd --create-home --uid 10001 okpose
 COPY --from=wheels /wheels/cpu /wheels
@@ -67,7 +67,7 @@ ENTRYPOINT ["python", "-m", "service"]
 FROM ${CUDA_IMAGE} AS runtime-gpu
 ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 OMP_NUM_THREADS=1 \
     POSE_HOST=0.0.0.0 POSE_PORT=8000 POSE_THREADS=4 POSE_WORKERS=4 POSE_PROVIDERS=auto \
-    POSE_POSE_MODEL=/models/okdhp-movenet-int8.onnx POSE_DETECTOR_MODEL=/models/nanodet-coco-int8.onnx \
+    POSE_POSE_MODEL=/models/okpose-movenet.onnx POSE_DETECTOR_MODEL=/models/nanodet-coco-int8.onnx \
     POSE_VIDEO_MODEL=/models/okdhp-movenet-video-int8.onnx \
     PATH=/opt/venv/bin:$PATH
 # hadolint ignore=DL3008

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -43,13 +44,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--interval", type=int, default=3, help="detector interval for the skipping runs")
     p.add_argument("--no-yolo", action="store_true", help="skip the Ultralytics assets (offline machines)")
+    p.add_argument("--pose", type=Path, default=None, help="another student ONNX (default: the embedded one)")
+    p.add_argument("--detector-input", type=int, default=None, help="NanoDet long side (default: its spec's)")
     a = p.parse_args(argv)
+    a.command = " ".join(["python -m bench", *(sys.argv[1:] if argv is None else argv)])
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     per_clip = 8 if a.quick else 100
     frames = load_frames(per_clip)
     det_path = None if a.no_yolo else yolo_onnx("detect", 320)
     pose_paths = {} if a.no_yolo else {s: yolo_onnx("pose", s) for s in (320, 640)}
-    pose, default_pipe, fast = ip.build(a.threads, det_path)
+    pose, default_pipe, fast = ip.build(a.threads, det_path, a.pose, a.detector_input)
     res: dict = {
         "machine": {
             "cpu": cpu_model(),
@@ -92,7 +96,10 @@ def main(argv: list[str] | None = None) -> int:
     # 3. the real service over a loopback websocket
     from bench import streams as st
 
-    server = st.start_server("default", det_path, per_clip)
+    settings = {"POSE_POSE_MODEL": str(a.pose.resolve())} if a.pose else {}
+    if a.detector_input:
+        settings["POSE_DETECTOR_INPUT"] = str(a.detector_input)
+    server = st.start_server("default", det_path, per_clip, **settings)
     try:
         lat = asyncio.run(st.lockstep(server.ws, frames, a.interval))
         res["websocket_one_stream"] = {
@@ -196,7 +203,7 @@ def render(r: dict, a: argparse.Namespace) -> str:
     out = [
         f"Measured {time.strftime('%Y-%m-%d')} on {m['cpu']} ({m['cores']} cores), ONNX Runtime {m['threads']} threads, "
         f"{r['frames']} frames of the realpose-lab multi-person clips at {r['frame_size'][0]}x{r['frame_size'][1]}. "
-        f"Command: `python -m bench{' --quick' if a.quick else ''}`.",
+        f"Command: `{a.command}`.",
         "",
         "| in-process, ms per frame (p50 / p95) | " + " | ".join(TABLE_STAGES) + " | persons |",
         "|---" * (len(TABLE_STAGES) + 2) + "|",

@@ -162,9 +162,14 @@ def interval_accuracy(every: list, skipped: list) -> float:
     return oks_ap(images, anns, dets)
 
 
-def build(threads: int, yolo_detect: Path | None):
-    """The pose model, the shipped default pipeline (NanoDet) and the YOLO-timing proxy pipeline."""
-    default = Pipeline(threads=threads, video=False)
+def build(threads: int, yolo_detect: Path | None, pose: Path | None = None, detector_input: int | None = None):
+    """The pose model, the shipped default pipeline (NanoDet; ``pose`` / ``detector_input``: another student or
+    detector size, for a before/after run) and the YOLO-timing proxy pipeline."""
+    from okpose.assets import DEFAULT_DETECTOR_MODEL
+    from okpose.detect import DetectorConfig
+
+    det = DetectorConfig(model=str(DEFAULT_DETECTOR_MODEL), input_size=detector_input, threads=threads)
+    default = Pipeline(pose, det, threads=threads, video=False)
     fast = None
     if yolo_detect is not None:
         proxy = ProxyDetector(YoloOnnxDetector(yolo_detect, 320, 0.35, "auto", threads))

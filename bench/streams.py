@@ -14,7 +14,7 @@ from bench.frames import Frame
 from bench.live import ServiceProcess
 
 
-def start_server(mode: str, yolo: Path | None, per_clip: int, threads: int = 2) -> ServiceProcess:
+def start_server(mode: str, yolo: Path | None, per_clip: int, threads: int = 2, **settings: str) -> ServiceProcess:
     """``python -m service`` in its own process: the shipped default detector (``mode`` default), or the YOLO-timing
     proxy plugged in through ``POSE_DETECTOR_FACTORY`` (``mode`` proxy, ``bench.serve_proxy``)."""
     plugin = {}
@@ -22,7 +22,7 @@ def start_server(mode: str, yolo: Path | None, per_clip: int, threads: int = 2) 
         plugin = {"POSE_DETECTOR_FACTORY": "bench.serve_proxy:proxy_detector", "BENCH_PROXY_YOLO": str(yolo),
                   "BENCH_PROXY_PER_CLIP": str(per_clip)}  # fmt: skip
     server = ServiceProcess(POSE_THREADS=str(threads), POSE_MAX_STREAMS="64", POSE_MAX_STREAMS_PER_CLIENT="64",
-                            **plugin)  # fmt: skip
+                            **plugin, **settings)  # fmt: skip
     return server.start()
 
 

@@ -23,7 +23,11 @@ from okpose.core.topdown import normalize_crops, prepare_crops
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "realpose-lab"
-DEFAULTS = [ROOT / "models" / "okdhp-movenet-int8.onnx", ROOT / "models" / "okdhp-nanodet-w64-int8.onnx"]
+DEFAULTS = [
+    ROOT / "models" / "okpose-movenet.onnx",
+    ROOT / "models" / "okdhp-movenet-int8.onnx",
+    ROOT / "models" / "okdhp-nanodet-w64-int8.onnx",
+]
 LIGHTNING = ROOT / "models" / "teachers" / "movenet-lightning.onnx"
 
 

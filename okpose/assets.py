@@ -16,6 +16,6 @@ def model_dir() -> Path:
 
 
 MODELS = model_dir()
-DEFAULT_POSE_MODEL = MODELS / "okdhp-movenet-int8.onnx"
+DEFAULT_POSE_MODEL = MODELS / "okpose-movenet.onnx"
 DEFAULT_DETECTOR_MODEL = MODELS / "nanodet-coco-int8.onnx"
 DEFAULT_VIDEO_MODEL = MODELS / "okdhp-movenet-video-int8.onnx"

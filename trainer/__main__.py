@@ -19,7 +19,7 @@ python -m trainer label    VIDEOS/IMAGES --out DIR [--every N] [--frames N]   # 
 python -m trainer teach    [--out data/diverse] [--every 2] [--split-only]   # people-diverse teacher ensemble
 python -m trainer unseen   [--onnx models/X.onnx ...] [--root data/diverse] [--out docs/unseen]   # scene-held-out check
 python -m trainer distill  [--name N] [key=value ...]   # Lightning-start student: Thunder labels + keep terms
-python -m trainer export-distill --checkpoint runs/N/final.pt --out models/X.onnx [--version V] [--flip]
+python -m trainer export-distill --checkpoint runs/N/final.pt | --pretrained --out models/X.onnx [--version V] [--flip]
 python -m trainer video    --config trainer/configs/video.yaml [section.key=value ...]   # DKD-style video mode
 python -m trainer export-video --checkpoint runs/X/final.pt --out models/X.onnx [--name NAME] [--version V]
 """
@@ -93,7 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     ds = sub.add_parser("distill", help="the Lightning-start student (trainer/distill.py)")
     ds.add_argument("overrides", nargs="*", help="DistillConfig fields, e.g. epochs=2 seed=1 input_wh=160,160")
     dx = sub.add_parser("export-distill", help="export a distill run's EMA weights (input -> keypoints)")
-    dx.add_argument("--checkpoint", required=True)
+    src = dx.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", help="a distill run's final.pt / last.pt")
+    src.add_argument("--pretrained", action="store_true", help="MoveNet Lightning's own weights, no training")
     dx.add_argument("--out", required=True)
     dx.add_argument("--version", default="1")
     dx.add_argument("--flip", action="store_true", help="flip test inside the graph")
@@ -190,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
 
         from trainer.distill import export
 
-        print(json.dumps(export(Path(args.checkpoint), Path(args.out), args.version, args.flip)))
+        ckpt = None if args.pretrained else Path(args.checkpoint)
+        print(json.dumps(export(ckpt, Path(args.out), args.version, args.flip)))
     elif args.cmd == "unseen":
         from pathlib import Path
 

@@ -285,22 +285,31 @@ TRAINING_SETS = {
 }
 
 
-def export(checkpoint: Path, out: Path, version: str = "1", flip: bool = False) -> dict:
-    """EMA weights of a distill run -> ONNX (input -> keypoints) with its spec; torch/ORT parity checked."""
+def export(checkpoint: Path | None, out: Path, version: str = "1", flip: bool = False) -> dict:
+    """EMA weights of a distill run (``checkpoint`` None: Lightning's own weights, no training step) -> ONNX
+    (input -> keypoints) with its spec; torch/ORT parity checked."""
     from trainer.export import PRETRAINED, parity, save_onnx
     from trainer.models.movenet_full import FlipKeypoints
 
-    state = torch.load(checkpoint, weights_only=False)
-    cfg = DistillConfig(**{**state["config"], "input_wh": tuple(state["config"]["input_wh"])})
     net = load_movenet_full()
-    net.load_state_dict(state["ema"])
+    if checkpoint is None:
+        cfg, steps = DistillConfig(name="pretrained", train=[]), 0
+        recipe = (
+            "none: MoveNet Lightning's own weights in okpose's form (python -m trainer export-distill --pretrained)"
+        )
+    else:
+        state = torch.load(checkpoint, weights_only=False)
+        cfg = DistillConfig(**{**state["config"], "input_wh": tuple(state["config"]["input_wh"])})
+        net.load_state_dict(state["ema"])
+        steps = int(state["step"])
+        recipe = f"python -m trainer distill ({cfg.name}, seed {cfg.seed}, {cfg.epochs} epochs, {steps} steps)"
     net.eval()
     module = FlipKeypoints(net, cfg.input_wh[0]) if flip else net
     spec = spec_for(cfg, version)
     extra = {
         "arch": "movenet-full",
         "pretrained": PRETRAINED["movenet"],
-        "recipe": f"python -m trainer distill ({cfg.name}, seed {cfg.seed}, {cfg.epochs} epochs)",
+        "recipe": recipe,
         "training_data": json.dumps([TRAINING_SETS.get(t, t) for t in cfg.train]),
         "flip_in_graph": str(flip).lower(),
         "params": str(sum(p.numel() for p in net.parameters())),
@@ -309,4 +318,4 @@ def export(checkpoint: Path, out: Path, version: str = "1", flip: bool = False) 
     w, h = cfg.input_wh
     save_onnx(module, {"input": torch.zeros(1, 3, h, w)}, spec, out)
     diff = parity(module, out, (h, w))
-    return {"out": str(out), "max_abs_diff": diff, "steps": state["step"]}
+    return {"out": str(out), "max_abs_diff": diff, "steps": steps}

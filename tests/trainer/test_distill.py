@@ -147,3 +147,21 @@ def test_pipeline_serves_a_keypoints_model(net, persons, tmp_path):
     conf = ref[:, 2] > 0.3
     side = max(res.boxes[0][2] - res.boxes[0][0], res.boxes[0][3] - res.boxes[0][1])
     assert np.abs(res.keypoints[0, conf, :2] - ref[conf, :2]).max() < 0.01 * side
+
+
+def test_the_embedded_default_is_the_pretrained_export(persons, tmp_path):
+    """``export-distill --pretrained`` (no checkpoint) reproduces the shipped default: Lightning's weights, no
+    training data in its spec, the same keypoints as models/okpose-movenet.onnx on real frames."""
+    from okpose.assets import DEFAULT_POSE_MODEL
+
+    out = tmp_path / "pretrained.onnx"
+    assert export(None, out)["steps"] == 0
+    mine, shipped = open_session(out, "cpu", 1), open_session(DEFAULT_POSE_MODEL, "cpu", 1)
+    spec = ModelSpec.from_metadata(mine.get_modelmeta().custom_metadata_map)
+    ship_spec = ModelSpec.from_metadata(shipped.get_modelmeta().custom_metadata_map)
+    assert json.loads(spec.extra["training_data"]) == [] and spec.extra["recipe"].startswith("none")
+    assert ship_spec.extra["recipe"] == spec.extra["recipe"] and ship_spec.output == "keypoints"
+    for img, box in persons[:3]:
+        a = TopDown.from_session(mine, spec)(img, box[None])
+        b = TopDown.from_session(shipped, ship_spec)(img, box[None])
+        assert np.abs(a - b).max() < 1e-3
