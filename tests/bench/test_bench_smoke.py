@@ -46,12 +46,16 @@ def test_student_bench_times_each_model_on_its_own_inputs_against_lightning(tmp_
     import json
 
     from bench.student import DEFAULTS, main
+    from okpose.core.runtime import open_session
+    from okpose.core.spec import ModelSpec
 
     out = tmp_path / "s.json"
     assert main([str(DEFAULTS[0]), "--rounds", "2", "--json", str(out)]) == 0
     rows = json.loads(out.read_text())
     assert [r["model"] for r in rows] == [DEFAULTS[0].name, "movenet-lightning.onnx"]
-    assert rows[0]["input"] == "3x192x128" and rows[1]["input"] == "192x192x3"
+    meta = open_session(DEFAULTS[0], "cpu", 1).get_modelmeta().custom_metadata_map
+    w, h = ModelSpec.from_metadata(meta).input_wh  # each model fed its own spec's input
+    assert rows[0]["input"] == f"3x{h}x{w}" and rows[1]["input"] == "192x192x3"
     assert rows[1]["vs_lightning"] == 1.0 and 0 < rows[0]["ms_p50"] <= rows[0]["ms_p95"]
     # the ratio of the (unrounded) medians
     assert abs(rows[0]["vs_lightning"] - rows[0]["ms_p50"] / rows[1]["ms_p50"]) < 0.01
