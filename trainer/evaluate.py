@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -62,16 +63,12 @@ def coco_dets(records: list[PersonRecord], keypoints: np.ndarray) -> list[dict]:
     ]
 
 
-def coco_keypoint_stats(
-    images: list[dict], anns: list[dict], dets: list[dict], image_ids: list[int] | None = None
-) -> list[float]:
-    """The one COCO keypoint evaluation (pycocotools' 10 stats: AP, AP50, AP75, APm, APl, AR, ...) of ``dets``
-    against in-memory ``images`` / ``anns`` (``image_ids``: restrict to these images)."""
+def _keypoint_eval(images: list[dict], anns: list[dict], dets: list[dict], image_ids: list[int] | None = None):  # noqa: ANN202
+    """pycocotools' keypoint COCOeval of ``dets`` against in-memory ``images`` / ``anns``, matched
+    (``evaluate()`` done; ``image_ids``: restrict to these images). ``dets`` must not be empty."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
-    if not dets:
-        return [0.0] * 10
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO()
         gt.dataset = {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "person"}]}
@@ -80,6 +77,18 @@ def coco_keypoint_stats(
         if image_ids is not None:
             ev.params.imgIds = sorted(image_ids)
         ev.evaluate()
+    return ev
+
+
+def coco_keypoint_stats(
+    images: list[dict], anns: list[dict], dets: list[dict], image_ids: list[int] | None = None
+) -> list[float]:
+    """The one COCO keypoint evaluation (pycocotools' 10 stats: AP, AP50, AP75, APm, APl, AR, ...) of ``dets``
+    against in-memory ``images`` / ``anns`` (``image_ids``: restrict to these images)."""
+    if not dets:
+        return [0.0] * 10
+    ev = _keypoint_eval(images, anns, dets, image_ids)
+    with contextlib.redirect_stdout(io.StringIO()):
         ev.accumulate()
         ev.summarize()
     return [float(v) for v in ev.stats]
@@ -96,31 +105,17 @@ class ImageMatches:
     """
 
     def __init__(self, images: list[dict], anns: list[dict], dets: list[dict]):
-        from pycocotools.coco import COCO
-        from pycocotools.cocoeval import COCOeval
-
-        self.image_ids = [im["id"] for im in images]
-        t = 10
-        empty = (np.zeros(0), np.zeros((t, 0), bool), np.zeros((t, 0), bool), 0)
-        self.per_image = [empty for _ in self.image_ids]
-        with contextlib.redirect_stdout(io.StringIO()):
-            gt = COCO()
-            gt.dataset = {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "person"}]}
-            gt.createIndex()
-            ev = COCOeval(gt, gt.loadRes(dets), "keypoints") if dets else None
-            if ev is not None:
-                ev.evaluate()
-        self.rec_thrs = np.linspace(0.0, 1.0, 101)
-        if ev is None:  # no detections: AP 0 wherever there are labels
-            for k, img_id in enumerate(self.image_ids):
-                n = sum(1 for a in anns if a["image_id"] == img_id and a.get("num_keypoints", 1) > 0)
-                self.per_image[k] = (*empty[:3], n)
+        self.rec_thrs = np.linspace(0.0, 1.0, 101)  # pycocotools' recall thresholds
+        empty = (np.zeros(0), np.zeros((10, 0), bool), np.zeros((10, 0), bool), 0)
+        self.per_image = [empty for _ in images]
+        if not dets:  # AP 0 wherever a label counts (pycocotools ignores crowds and labels without keypoints)
+            counted = Counter(a["image_id"] for a in anns if not a.get("iscrowd") and a.get("num_keypoints", 1) > 0)
+            self.per_image = [(*empty[:3], counted[im["id"]]) for im in images]
             return
-        p = ev.params
-        self.rec_thrs = np.asarray(p.recThrs)
-        max_det = p.maxDets[-1]
-        where = {i: k for k, i in enumerate(self.image_ids)}
-        for k, img_id in enumerate(p.imgIds):  # evalImgs: categories x area ranges x images; area "all" first
+        ev = _keypoint_eval(images, anns, dets)
+        max_det = ev.params.maxDets[-1]
+        where = {im["id"]: k for k, im in enumerate(images)}
+        for k, img_id in enumerate(ev.params.imgIds):  # evalImgs: categories x area ranges x images; "all" first
             e = ev.evalImgs[k]
             if e is None:
                 continue

@@ -31,13 +31,13 @@ from trainer.evaluate import ImageMatches, coco_dets
 from trainer.peers import (
     TEACHERS,
     Predict,
-    bootstrap_ap,
     movenet_predictor,
     oks_ap,
     student_predictor,
 )
 from trainer.teach import DIVERSE
 
+BOOTSTRAP = 1000  # resamples of the images for every AP interval
 SCORE = 0.3  # a joint "reported" for the unseen-joint rate
 EDGE = 0.02  # a box within this share of the image side from an edge: the person is cut by the border
 
@@ -90,8 +90,8 @@ def evaluate_split(name: str, predict: Predict, split: Split) -> dict:
     records = load_coco(split.ann, split.images)
     sizes_by = {im["id"]: (im["width"], im["height"]) for im in gt["images"]}
     kps = predict(records)
-    dets = coco_dets(records, kps)
-    lo, hi = bootstrap_ap(gt, dets)
+    matches = ImageMatches(gt["images"], gt["annotations"], coco_dets(records, kps))
+    boot = matches.bootstrap(BOOTSTRAP)  # one seed for every model: the same draws, so deltas are paired
     swaps = rate_ci(swap_counts(records, kps))
     unseen = rate_ci(unseen_joint_counts(records, kps, [sizes_by[r.image_id] for r in records]))
     return {
@@ -99,24 +99,28 @@ def evaluate_split(name: str, predict: Predict, split: Split) -> dict:
         "split": split.name,
         "persons": len(records),
         "images": len({r.image_id for r in records}),
-        "AP": oks_ap(gt["images"], gt["annotations"], dets),
-        "AP_ci95": [lo, hi],
+        "AP": matches.ap(),
+        "AP_ci95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
         "swap_rate": swaps[0],
         "swap_ci95": [swaps[1], swaps[2]],
         "swap_persons": swaps[3],
         "unseen_joint_rate": unseen[0],
         "unseen_joint_ci95": [unseen[1], unseen[2]],
         "cut_persons": unseen[3],
-        "_dets": dets,
+        "_boot": boot,
     }
 
 
-def paired_delta_ci(gt: dict, a: list[dict], b: list[dict], n: int = 1000, seed: int = 0) -> tuple[float, float]:
-    """95 % interval of AP(a) - AP(b) with the same images resampled for both (paired bootstrap)."""
-    deltas = ImageMatches(gt["images"], gt["annotations"], a).bootstrap(n, seed) - ImageMatches(
-        gt["images"], gt["annotations"], b
-    ).bootstrap(n, seed)
+def delta_ci(boot_a: np.ndarray, boot_b: np.ndarray) -> tuple[float, float]:
+    """95 % interval of AP(a) - AP(b) from two bootstraps drawn with the same seed (paired)."""
+    deltas = boot_a - boot_b
     return float(np.percentile(deltas, 2.5)), float(np.percentile(deltas, 97.5))
+
+
+def paired_delta_ci(gt: dict, a: list[dict], b: list[dict], n: int = BOOTSTRAP, seed: int = 0) -> tuple[float, float]:
+    """95 % interval of AP(a) - AP(b) with the same images resampled for both (paired bootstrap)."""
+    im, anns = gt["images"], gt["annotations"]
+    return delta_ci(ImageMatches(im, anns, a).bootstrap(n, seed), ImageMatches(im, anns, b).bootstrap(n, seed))
 
 
 @dataclass(frozen=True)
@@ -151,14 +155,13 @@ def run(students: list[Path], root: Path) -> list[dict]:
     rows = []
     for split in splits(root):
         here = [evaluate_split(name, predict, split) for name, predict in models]
-        gt = json.loads(split.ann.read_text())
         lightning = here[len(students)]
         for r in here[: len(students)]:  # each student against the untouched Lightning, same images resampled
             r["vs_lightning"] = r["AP"] - lightning["AP"]
-            r["vs_lightning_ci95"] = list(paired_delta_ci(gt, r["_dets"], lightning["_dets"]))
+            r["vs_lightning_ci95"] = list(delta_ci(r["_boot"], lightning["_boot"]))
         rows += here
     for r in rows:
-        del r["_dets"]
+        del r["_boot"]
     return rows
 
 
