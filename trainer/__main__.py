@@ -99,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     dx.add_argument("--out", required=True)
     dx.add_argument("--version", default="1")
     dx.add_argument("--flip", action="store_true", help="flip test inside the graph")
+    dx.add_argument("--input-wh", help="with --pretrained: input width,height (multiples of 32; default 192,192)")
     vd = sub.add_parser("video", help="train the video mode (previous-pose kernel distillator)")
     vd.add_argument("--config", default=None)
     vd.add_argument("overrides", nargs="*")
@@ -193,7 +194,10 @@ def main(argv: list[str] | None = None) -> int:
         from trainer.distill import export
 
         ckpt = None if args.pretrained else Path(args.checkpoint)
-        print(json.dumps(export(ckpt, Path(args.out), args.version, args.flip)))
+        wh = tuple(int(v) for v in args.input_wh.split(",")) if args.input_wh else None
+        if wh is not None and ckpt is not None:
+            raise SystemExit("--input-wh is for --pretrained (a run's checkpoint carries its own input size)")
+        print(json.dumps(export(ckpt, Path(args.out), args.version, args.flip, input_wh=wh)))
     elif args.cmd == "unseen":
         from pathlib import Path
 

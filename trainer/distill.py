@@ -285,7 +285,13 @@ TRAINING_SETS = {
 }
 
 
-def export(checkpoint: Path | None, out: Path, version: str = "1", flip: bool = False) -> dict:
+def export(
+    checkpoint: Path | None,
+    out: Path,
+    version: str = "1",
+    flip: bool = False,
+    input_wh: tuple[int, int] | None = None,
+) -> dict:
     """EMA weights of a distill run (``checkpoint`` None: Lightning's own weights, no training step) -> ONNX
     (input -> keypoints) with its spec; torch/ORT parity checked."""
     from trainer.export import PRETRAINED, parity, save_onnx
@@ -293,7 +299,7 @@ def export(checkpoint: Path | None, out: Path, version: str = "1", flip: bool = 
 
     net = load_movenet_full()
     if checkpoint is None:
-        cfg, steps = DistillConfig(name="pretrained", train=[]), 0
+        cfg, steps = DistillConfig(name="pretrained", train=[], input_wh=input_wh or (192, 192)), 0
         recipe = (
             "none: MoveNet Lightning's own weights in okpose's form (python -m trainer export-distill --pretrained)"
         )

@@ -106,3 +106,17 @@ def test_keypoints_to_box_ignores_low_scores_and_handles_empty():
     np.testing.assert_allclose(keypoints_to_box(kp, 0.1), [[10, 5, 30, 20]])
     assert np.isnan(keypoints_to_box(np.zeros((1, 3, 3)), 0.1)).all()
     assert keypoints_to_box(np.zeros((0, 17, 3))).shape == (0, 4)
+
+
+@pytest.mark.parametrize("color", ["rgb", "bgr"])
+def test_normalize_crops_matches_the_formula_per_channel(color):
+    from okpose.core.spec import ModelSpec
+    from okpose.core.topdown import normalize_crops
+
+    spec = ModelSpec(name="s", version="1", input_wh=(24, 32), mean=(10, 120, 200), std=(50, 60, 70), color=color)
+    crops = np.random.default_rng(0).integers(0, 256, (3, 32, 24, 3), dtype=np.uint8)
+    x = normalize_crops(crops, spec)
+    ordered = crops[..., ::-1] if color == "rgb" else crops  # channel c of the input is this image channel
+    want = (ordered.astype(np.float64) - np.array(spec.mean)) / np.array(spec.std)
+    assert x.shape == (3, 3, 32, 24) and x.dtype == np.float32 and x.flags["C_CONTIGUOUS"]
+    np.testing.assert_allclose(x, want.transpose(0, 3, 1, 2), rtol=1e-5, atol=1e-5)
