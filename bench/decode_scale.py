@@ -16,6 +16,7 @@ import numpy as np
 
 from bench.frames import DATA
 from okpose.pipeline import Pipeline
+from okpose.sources import open_source
 from trainer.peers import bootstrap_ap, oks_ap
 
 RUNS = ((0, 1.0), (400, 1.0), (0, 2.4), (960, 2.4), (480, 2.4))  # (decode_min_side, upscale)
@@ -41,9 +42,8 @@ def run(gt: dict, min_side: int, upscale: float) -> tuple[float, float, float, f
 
 def upload_sizes() -> str:
     """What a client sends for one full-HD frame (JPEG q80), as captured and at the clients' 960 px."""
-    cap = cv2.VideoCapture(str(DATA / "videos" / "pose2sim_multi_cam01.mp4"))
-    ok, img = cap.read()
-    cap.release()
+    with open_source(DATA / "videos" / "pose2sim_multi_cam01.mp4", max_frames=1) as src:
+        img = next(iter(src))
     h, w = img.shape[:2]
     small = cv2.resize(img, (round(w * 960 / max(h, w)), round(h * 960 / max(h, w))), interpolation=cv2.INTER_AREA)
     kb = [len(cv2.imencode(".jpg", i, [cv2.IMWRITE_JPEG_QUALITY, 80])[1]) // 1024 for i in (img, small)]

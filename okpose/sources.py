@@ -32,7 +32,9 @@ import numpy.typing as npt
 
 log = logging.getLogger("okpose.sources")
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm"})
-VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"})
+VIDEO_SUFFIXES = frozenset(
+    {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".gif"}
+)
 NETWORK_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
 Image = npt.NDArray[Any]  # BGR uint8 (H, W, 3) as OpenCV returns it
 
@@ -51,6 +53,17 @@ class Frame:
 
 def _natural_key(path: Path) -> list[Any]:
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
+
+
+def media_files(folder: str | Path) -> list[Path]:
+    """The images and videos directly in ``folder``, in natural order (frame2 before frame10): what a folder
+    source reads. ``SourceError`` if there are none."""
+    path = Path(folder).expanduser()
+    files = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES),
+                   key=_natural_key)  # fmt: skip
+    if not files:
+        raise SourceError(f"{path}: folder has no images or videos")
+    return files
 
 
 def _redact(url: str) -> str:
@@ -119,11 +132,7 @@ class Source:
             path = Path(source).expanduser()
             text = str(source)
             if path.is_dir():
-                files = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES),
-                               key=_natural_key)  # fmt: skip
-                if not files:
-                    raise SourceError(f"{path}: folder has no images or videos")
-                return self._file_list(files), str(path)
+                return self._file_list(media_files(path)), str(path)
             if any(c in text for c in "*?["):
                 files = sorted((Path(p) for p in globlib.glob(text, recursive=True) if Path(p).is_file()),
                                key=lambda p: (str(p.parent), _natural_key(p)))  # fmt: skip

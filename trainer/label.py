@@ -24,13 +24,11 @@ import numpy as np
 
 from okpose.core.skeleton import COCO17
 from okpose.core.types import Poses
-from okpose.sources import SourceError, open_source
+from okpose.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, SourceError, media_files, open_source
 
 log = logging.getLogger("trainer.label")
 K = COCO17.num_keypoints  # MoveNet's schema
 ROOT = Path(__file__).resolve().parents[1]
-VIDEO_EXT = {".mp4", ".avi", ".mov", ".mkv", ".webm"}
-IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp"}
 
 
 @dataclass
@@ -110,26 +108,21 @@ def agree(a: np.ndarray, b: np.ndarray, box_xyxy: np.ndarray, cfg: LabelConfig) 
 
 
 def frames_of(inputs: list[Path], every: int, frames: int = 0):  # noqa: ANN201 - generator of (source, index, image)
-    """(source, frame index or -1 for an image, image); ``frames`` > 0: only each video's first ``frames`` frames."""
+    """(file, frame index or -1 for an image, image) for each input — a video, an image or a folder of them
+    (``okpose.sources.media_files``) — each video read on its own (``every``-th frame; ``frames`` > 0: only its
+    first ``frames`` frames), so that every video gets its own tracker."""
     for p in inputs:
-        if p.is_dir():
-            yield from frames_of(
-                sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_EXT | VIDEO_EXT), every, frames
-            )
-        elif p.suffix.lower() in VIDEO_EXT:
-            try:
-                src = open_source(p, every=every, max_frames=-(-frames // every) if frames else 0)
-            except SourceError as e:
-                raise SystemExit(str(e)) from None
-            for f in src.frames():
-                yield p, f.index, f.image
-        elif p.suffix.lower() in IMAGE_EXT:
-            img = cv2.imread(str(p))
-            if img is None:
-                raise SystemExit(f"cannot read image {p}")
-            yield p, -1, img
-        else:
-            raise SystemExit(f"{p}: not a video, image or folder")
+        try:
+            files = media_files(p) if p.is_dir() else [p]
+            for f in files:
+                if f.suffix.lower() not in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
+                    raise SourceError(f"{f}: not a video, image or folder")
+                video = f.suffix.lower() in VIDEO_SUFFIXES
+                limit = -(-frames // every) if frames and video else 0
+                for fr in open_source(f, every=every if video else 1, max_frames=limit).frames():
+                    yield f, fr.index if video else -1, fr.image
+        except SourceError as e:
+            raise SystemExit(str(e)) from None
 
 
 def label(

@@ -60,6 +60,8 @@ def test_iterables_and_single_images(clip_frames: list[np.ndarray], tmp_path: Pa
         ("/no/such/clip.mp4", "no such file"),
         ("/no/such/*.jpg", "matches no files"),
         (3.5, "not a source"),
+        (63, "webcam 63: could not be opened"),  # no such camera: an error at open, not an empty stream
+        ("63", "webcam 63: could not be opened"),
     ],
 )
 def test_bad_sources_name_themselves(source: object, message: str) -> None:
@@ -147,3 +149,21 @@ def test_http_mjpeg_stream(mjpeg_url: str, clip_frames: list[np.ndarray]) -> Non
     frames = list(open_source(mjpeg_url, reconnect=0).frames())
     assert len(frames) == N_FRAMES
     assert psnr(frames[5].image, clip_frames[5]) > 30
+
+
+def test_gif_is_read_as_a_video(data_root: Path) -> None:
+    """An animated GIF (people-diverse's previews) is a video: every frame, in order, on the GIF's clock."""
+    gif = sorted((data_root.parent / "people-diverse" / "intel-sample-videos" / "preview").glob("*.gif"))[0]
+    cap = cv2.VideoCapture(str(gif))
+    ref = []
+    while (got := cap.read())[0]:
+        ref.append(got[1])
+    cap.release()
+    with open_source(gif) as src:
+        assert src.kind == "file"
+        frames = list(src.frames())
+    assert len(frames) == len(ref) > 10
+    assert all(np.array_equal(f.image, r) for f, r in zip(frames, ref, strict=True))
+    assert np.all(np.diff([f.time_s for f in frames]) > 0)
+    folder = list(open_source(gif.parent).frames())  # a folder of GIFs: each one's frames, none skipped
+    assert len(folder) > len(ref) and {f.name for f in folder} >= {gif.name}

@@ -173,3 +173,26 @@ def test_label_writes_coco_the_trainer_reads(tmp_path, data_root):
     assert -1 not in video_ids and len(video_ids) >= 2
     recs = load_coco(tmp_path / "out" / "annotations.json", tmp_path / "out" / "images")
     assert len(recs) == report["persons_labelled"] and all((r.keypoints[:, 2] == 2).all() for r in recs)
+
+
+def test_frames_of_reads_each_video_of_a_folder_on_its_own(tmp_path, data_root):
+    """``label``'s reader: a folder's videos each from their own frame 0 (``every``, ``frames`` per video), its
+    images once with index -1, in natural order; a file that is neither is a clear error."""
+    from trainer.label import frames_of
+
+    cap = cv2.VideoCapture(str(data_root / "videos" / "pose2sim_multi_cam01.mp4"))
+    small = [cv2.resize(cap.read()[1], (160, 288)) for _ in range(6)]
+    cap.release()
+    folder = tmp_path / "media"
+    folder.mkdir()
+    for name in ("b10.mp4", "b2.mp4"):
+        w = cv2.VideoWriter(str(folder / name), cv2.VideoWriter_fourcc(*"mp4v"), 30, (160, 288))
+        for f in small:
+            w.write(f)
+        w.release()
+    cv2.imwrite(str(folder / "a.png"), small[0])
+    got = [(p.name, i) for p, i, _ in frames_of([folder], every=2, frames=4)]
+    assert got == [("a.png", -1), ("b2.mp4", 0), ("b2.mp4", 2), ("b10.mp4", 0), ("b10.mp4", 2)]
+    (tmp_path / "notes.txt").write_text("no")
+    with pytest.raises(SystemExit, match="not a video, image or folder"):
+        list(frames_of([tmp_path / "notes.txt"], every=1))
