@@ -212,7 +212,13 @@ def scenarios(video: str, frames: list[np.ndarray], gt: list[GTFrame]) -> dict[s
 
 
 def record(
-    engine: object, name: str, frames: list[np.ndarray], gt: list[GTFrame], fps: float, interval: int
+    engine: object,
+    name: str,
+    frames: list[np.ndarray],
+    gt: list[GTFrame],
+    fps: float,
+    interval: int,
+    rescue_score: float | None = None,
 ) -> Recorded:
     """Run the frames through the service's stream path (``Engine.process``, detector every ``interval``
     frames, the tracks followed in between) and keep what its pose stage produced."""
@@ -231,6 +237,8 @@ def record(
 
     state = Stream(Recorder(engine.tracker_config, engine.sigmas, engine.torso))
     opts = engine.options.replace(detect_interval=interval)  # the service's own defaults
+    if rescue_score is not None:
+        opts = opts.replace(rescue_score=rescue_score)
     jpegs = [cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes() for f in frames]
     for j in jpegs:
         engine.process_bytes(j, state, options=opts)
@@ -336,6 +344,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--videos", nargs="+", default=list(VIDEOS))
     p.add_argument("--interval", type=int, default=3, help="the stream's detector interval (service default)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rescue-score", type=float, default=None,
+                   help="the streams' rescue_score (ByteTrack's second association; 1 = off); default: the library's")  # fmt: skip
     args = p.parse_args(argv)
     trackers: dict[str, tuple[Callable[[], object], bool]] = {
         "PoseFlow (ours)": (lambda: PoseFlowTracker(TrackerConfig()), True),
@@ -357,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
             for name, (fr, g) in scenarios(video, frames, gt).items():
                 runs[f"scenario: {name}"] = (fr, g, args.interval)
             for input_name, (fr, g, interval) in runs.items():
-                rec = record(engine, input_name, fr, g, fps, interval)
+                rec = record(engine, input_name, fr, g, fps, interval, args.rescue_score)
                 for tname, (make, images) in trackers.items():
                     outs, ms = replay(make, rec, images)
                     m = evaluate(g, outs)

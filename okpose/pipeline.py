@@ -55,9 +55,12 @@ class PipelineOptions:
     detect_interval: int = 3  # streams: run the detector every k-th frame, follow the tracks in between
     smoothing: bool = True  # streams: One-Euro smoothing of the returned keypoints
     video_mode: bool = False  # streams: the video model (needs one), which also reads each person's last pose
+    # streams, detector frames: detections scoring from this up to the detector's own threshold are kept where they
+    # continue a tracked person (ByteTrack's second association); at or above the detector's threshold: off
+    rescue_score: float = 0.1
 
     def __post_init__(self) -> None:
-        for name in ("keypoint_threshold", "pose_score_threshold"):
+        for name in ("keypoint_threshold", "pose_score_threshold", "rescue_score"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if not 1 <= self.max_persons <= 200:
@@ -86,6 +89,7 @@ class Result:
     timings_ms: dict[str, float] = field(default_factory=dict)  # per stage, plus ``total``
     pose_model: str = ""
     video_priors: int = 0  # persons whose previous pose the video model read
+    rescued: int = 0  # detections below the detector's threshold kept because they continue a track
 
     def __len__(self) -> int:
         return len(self.boxes)
@@ -146,6 +150,44 @@ class Stream:
         if self.frame - self.last_detect >= detect_interval:
             return []
         return [t for t in self.tracker.seen_since(self.last_detect) if t.confirmed]
+
+
+def _greedy_pairs(iou: npt.NDArray[np.float64], minimum: float) -> list[tuple[int, int]]:
+    """(row, column) pairs by IoU, best first, each row and column once, IoU >= ``minimum``."""
+    pairs: list[tuple[int, int]] = []
+    if iou.size == 0:
+        return pairs
+    rows, cols = set(), set()
+    for flat in np.argsort(-iou, axis=None, kind="stable"):
+        r, c = divmod(int(flat), iou.shape[1])
+        if iou[r, c] < minimum:
+            break
+        if r not in rows and c not in cols:
+            rows.add(r)
+            cols.add(c)
+            pairs.append((r, c))
+    return pairs
+
+
+def second_association(
+    tracks_xyxy: npt.ArrayLike, high_xyxy: npt.ArrayLike, low_xyxy: npt.ArrayLike, first_iou: float = 0.2,
+    second_iou: float = 0.5,
+) -> npt.NDArray[np.int64]:  # fmt: skip
+    """ByteTrack's second association on boxes: the tracks (their predicted boxes) take the confident detections
+    first (IoU >= ``first_iou``); each track left over takes the low-scoring detection it overlaps best (IoU >=
+    ``second_iou``). Returns the indices of the low-scoring detections taken; the rest are dropped (a low score
+    alone never starts a person)."""
+    t = np.asarray(tracks_xyxy, np.float64).reshape(-1, 4)
+    hi = np.asarray(high_xyxy, np.float64).reshape(-1, 4)
+    lo = np.asarray(low_xyxy, np.float64).reshape(-1, 4)
+    if not len(t) or not len(lo):
+        return np.zeros(0, np.int64)
+    explained = {r for r, _ in _greedy_pairs(box_iou(t, hi), first_iou)} if len(hi) else set()
+    left = np.array([i for i in range(len(t)) if i not in explained], np.int64)
+    if not len(left):
+        return np.zeros(0, np.int64)
+    taken = [c for _, c in _greedy_pairs(box_iou(t[left], lo), second_iou)]
+    return np.asarray(sorted(taken), np.int64)
 
 
 def given_boxes(boxes: npt.ArrayLike, wh: tuple[int, int]) -> F32:
@@ -292,6 +334,7 @@ class Pipeline:
         # 1. person boxes: the given ones, the stream's tracks (skip frames), or the detector
         followed: list[Track] = []
         detector_ran = False
+        rescued = 0
         if boxes is not None:
             given = given_boxes(boxes, (w, h))
             dets = Detections(given, np.ones(len(given), np.float32))
@@ -300,8 +343,8 @@ class Pipeline:
             if stream is not None and followed:
                 dets = self._follow(stream.tracker, followed, now, (w, h))
             else:
-                found, detector_ran = self.detector(image), True
-                dets = Detections(found.xyxy / to_px, found.scores)
+                dets, rescued = self._detect(image, stream, opts, now, to_px, (w, h))
+                detector_ran = True
                 if stream is not None:
                     stream.last_detect = stream.frame
         order = np.argsort(-dets.scores, kind="stable")[: opts.max_persons]
@@ -383,6 +426,7 @@ class Pipeline:
             timings_ms=clock.timings(),
             pose_model=f"{runner.spec.name} {runner.spec.version}",
             video_priors=priors,
+            rescued=rescued,
         )
 
     def track(
@@ -407,6 +451,35 @@ class Pipeline:
         with open_source(source, **source_options) as src:
             for f in src.frames():
                 yield f, self.process(f.image, stream, options=options, timestamp=f.time_s)
+
+    def _detect(
+        self,
+        image: npt.NDArray[np.uint8],
+        stream: Stream | None,
+        opts: PipelineOptions,
+        now: float,
+        to_px: F32,
+        wh: tuple[int, int],
+    ) -> tuple[Detections, int]:
+        """The detector's persons in image pixels; on a stream with tracked persons, also the ones it scores
+        below its threshold (down to ``opts.rescue_score``) that continue a track (``second_association``),
+        which count as detections at the threshold. Returns them and how many were rescued so."""
+        det = self.detector
+        threshold = getattr(det, "score", None)
+        live = [] if stream is None else [t for t in stream.tracker.seen_since(stream.last_detect) if t.confirmed]
+        if not live or threshold is None or opts.rescue_score >= threshold or not hasattr(det, "candidates"):
+            found = det(image)
+            return Detections(found.xyxy / to_px, found.scores), 0
+        found = det.candidates(image, opts.rescue_score)
+        xyxy, scores = found.xyxy / to_px, found.scores
+        high = np.flatnonzero(scores > threshold)
+        low = np.flatnonzero(scores <= threshold)
+        predicted = clip_boxes(stream.tracker.predict(live, now)[0], wh) if stream is not None else np.zeros((0, 4))
+        taken = low[second_association(predicted, xyxy[high], xyxy[low])]
+        keep = np.concatenate([high, taken])
+        out_scores = scores[keep].astype(np.float32)
+        out_scores[len(high) :] = threshold
+        return Detections(xyxy[keep].astype(np.float32), out_scores), len(taken)
 
     def _follow(self, tracker: PoseFlowTracker, tracks: list[Track], now: float, wh: tuple[int, int]) -> Detections:
         """Crop boxes for a skip frame: each followed track's box moved to this frame's time."""

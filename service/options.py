@@ -21,6 +21,15 @@ DetectInterval = Annotated[
     int, Field(ge=1, le=300, description="streams: run the detector every k-th frame, follow the tracks in between")
 ]
 Smoothing = Annotated[bool, Field(description="streams: One-Euro smoothing of the returned keypoints")]
+RescueScore = Annotated[
+    float,
+    Field(
+        ge=0.0,
+        le=1.0,
+        description="streams: detections scoring from this up to the detector's threshold are kept where they "
+        "continue a tracked person (ByteTrack's second association); at or above the detector's threshold: off",
+    ),
+]
 VideoMode = Annotated[
     bool,
     Field(
@@ -37,6 +46,7 @@ class _Defaults(Protocol):
     detect_interval: int
     smoothing: bool
     video_mode: bool
+    rescue_score: float
 
 
 class Options(BaseModel):
@@ -49,6 +59,7 @@ class Options(BaseModel):
     detect_interval: DetectInterval
     smoothing: Smoothing
     video_mode: VideoMode
+    rescue_score: RescueScore
 
     @classmethod
     def from_settings(cls, s: _Defaults) -> Options:
@@ -69,6 +80,7 @@ class OptionsUpdate(BaseModel):
     detect_interval: DetectInterval | None = None
     smoothing: Smoothing | None = None
     video_mode: VideoMode | None = None
+    rescue_score: RescueScore | None = None
 
     def changes(self) -> dict[str, Any]:
         """The option fields set (subclasses may carry other fields: those are not options)."""

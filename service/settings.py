@@ -12,7 +12,15 @@ from okpose.assets import DEFAULT_DETECTOR_MODEL, DEFAULT_POSE_MODEL, DEFAULT_VI
 from okpose.detect import DetectorConfig
 from okpose.imageio import DECODE_MIN_SIDE, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
 from okpose.pipeline import PipelineOptions
-from service.options import DetectInterval, KeypointThreshold, MaxPersons, PoseScoreThreshold, Smoothing, VideoMode
+from service.options import (
+    DetectInterval,
+    KeypointThreshold,
+    MaxPersons,
+    PoseScoreThreshold,
+    RescueScore,
+    Smoothing,
+    VideoMode,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 __all__ = ["DEFAULT_DETECTOR_MODEL", "DEFAULT_POSE_MODEL", "DEFAULT_VIDEO_MODEL", "REPO_ROOT", "Settings"]
@@ -59,6 +67,7 @@ class Settings(BaseSettings):
     smoothing: Smoothing = PipelineOptions.smoothing
     # off: video mode did not beat the per-frame student (docs/video.md)
     video_mode: VideoMode = PipelineOptions.video_mode
+    rescue_score: RescueScore = PipelineOptions.rescue_score
     flip_test: bool = False
 
     max_image_bytes: int = Field(MAX_IMAGE_BYTES, ge=1024, le=256 * 1024 * 1024)

@@ -59,7 +59,10 @@ class DistillConfig:
     lr: float = 5e-5
     l2sp: float = 1e-4
     ema: float = 0.998
-    sigma: float = 1.5  # label heatmap Gaussian, in stride-4 cells
+    sigma: float = 1.5  # label heatmap Gaussian, in stride-4 cells (Lightning's own peaks: ~1.25, measured)
+    # label heatmap peak height: "one" (1.0) or "lightning" (the frozen Lightning's own peak for that joint, so the
+    # label term moves the peak and leaves the confidence scale alone; Lightning's peaks are ~0.66, not 1)
+    label_peak: str = "one"
     w_heatmap: float = 1.0
     w_offset: float = 1.0
     w_regression: float = 0.1
@@ -160,6 +163,10 @@ def losses(s: HeadOutputs, t: HeadOutputs, kps: torch.Tensor, weight: torch.Tens
     g = kps / STRIDE  # label in cells (x, y)
     d2 = (xx.view(1, 1, h, w) - g[..., 0, None, None]) ** 2 + (yy.view(1, 1, h, w) - g[..., 1, None, None]) ** 2
     gauss = torch.exp(-d2 / (2 * cfg.sigma**2))
+    if cfg.label_peak == "lightning":
+        gauss = gauss * t.heatmaps.detach().amax((2, 3)).clamp(0.2, 1.0)[..., None, None]
+    elif cfg.label_peak != "one":
+        raise ValueError(f"label_peak must be 'one' or 'lightning', got {cfg.label_peak!r}")
     lab = (weight > 0).float()
     wk = weight[..., None, None]
     # heatmaps: the label where there is one, the frozen Lightning elsewhere (summed over cells, mean over joints)

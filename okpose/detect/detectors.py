@@ -30,6 +30,15 @@ class Detector(Protocol):
     def __call__(self, image_bgr: Image) -> Detections: ...
 
 
+class CandidateDetector(Detector, Protocol):
+    """A detector that can also return the persons it scores below its own threshold ``score`` (down to
+    ``floor``): what a stream's second association (``okpose.pipeline``, ByteTrack's) matches to live tracks."""
+
+    score: float
+
+    def candidates(self, image_bgr: Image, floor: float | None) -> Detections: ...
+
+
 DetectorKind = Literal["auto", "nanodet", "yolo-onnx", "ultralytics", "hog"]
 
 
@@ -92,12 +101,18 @@ class YoloOnnxDetector:
         return out, r
 
     def postprocess(
-        self, out: npt.NDArray[np.float32], r: float, image_wh: tuple[int, int], max_candidates: int = 300
+        self,
+        out: npt.NDArray[np.float32],
+        r: float,
+        image_wh: tuple[int, int],
+        max_candidates: int = 300,
+        floor: float | None = None,
     ) -> Detections:
-        """Person scores above the threshold (at most ``max_candidates``), NMS, back to image pixels."""
+        """Person scores above the threshold (or ``floor``, where lower; at most ``max_candidates``), NMS, back
+        to image pixels."""
         w, h = image_wh
         person = out[4]
-        sel = np.flatnonzero(person > self.score)
+        sel = np.flatnonzero(person > (self.score if floor is None else min(floor, self.score)))
         if len(sel) == 0:
             return Detections.empty()
         if len(sel) > max_candidates:
@@ -110,8 +125,12 @@ class YoloOnnxDetector:
         return Detections(boxes.astype(np.float32), scores[keep])
 
     def __call__(self, image_bgr: Image) -> Detections:
+        return self.candidates(image_bgr, None)
+
+    def candidates(self, image_bgr: Image, floor: float | None) -> Detections:
+        """Persons scoring above ``floor`` (None: ``score``); see ``NanoDetDetector.candidates``."""
         out, r = self.infer(image_bgr)
-        return self.postprocess(out, r, (image_bgr.shape[1], image_bgr.shape[0]))
+        return self.postprocess(out, r, (image_bgr.shape[1], image_bgr.shape[0]), floor=floor)
 
 
 class UltralyticsDetector:

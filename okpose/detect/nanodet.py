@@ -129,10 +129,12 @@ class NanoDetDetector:
         input_hw: tuple[int, int],
         scale_xy: tuple[float, float],
         image_wh: tuple[int, int],
+        floor: float | None = None,
     ) -> Detections:
-        """Raw outputs (N, C) and (N, 4*(reg_max+1)) -> person boxes above the score threshold after NMS."""
+        """Raw outputs (N, C) and (N, 4*(reg_max+1)) -> person boxes above the score threshold (or ``floor``,
+        where lower) after NMS."""
         person = scores[:, self.spec.person_class]
-        sel = np.flatnonzero(person > self.score)
+        sel = np.flatnonzero(person > (self.score if floor is None else min(floor, self.score)))
         if len(sel) == 0:
             return Detections.empty()
         if len(sel) > self.max_candidates:
@@ -148,8 +150,13 @@ class NanoDetDetector:
         return Detections(boxes[keep].clip(0, [w, h, w, h]).astype(np.float32), conf[keep])
 
     def __call__(self, image_bgr: Image) -> Detections:
+        return self.candidates(image_bgr, None)
+
+    def candidates(self, image_bgr: Image, floor: float | None) -> Detections:
+        """Persons scoring above ``floor`` (None: the detector's own ``score``), best first. NMS only lets a box
+        suppress lower-scoring ones, so the boxes at or above ``score`` are exactly what ``__call__`` returns."""
         x, scale = self.preprocess(image_bgr)
         scores, distances = self.session.run(["scores", "distances"], {"image": x})
         h, w = image_bgr.shape[:2]
         input_hw = (x.shape[1], x.shape[2]) if self.spec.input_format == "uint8-nhwc" else (x.shape[2], x.shape[3])
-        return self.postprocess(scores[0], distances[0], input_hw, scale, (w, h))
+        return self.postprocess(scores[0], distances[0], input_hw, scale, (w, h), floor)

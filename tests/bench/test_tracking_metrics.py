@@ -29,3 +29,17 @@ def test_perfect_tracks_score_one_and_a_swap_costs_switches_idf1_and_hota(data_r
     assert swapped["num_switches"] >= 2  # both persons switch
     assert swapped["idf1"] < 0.9 and swapped["hota"] < perfect["hota"] - 0.05
     assert swapped["mota"] < perfect["mota"]
+
+
+def test_compare_tracking_lines_up_the_same_runs_and_sums_them():
+    from bench.compare_tracking import table
+
+    def run(sw, fp):
+        rows = [{"video": v, "input": "clip", "tracker": "PoseFlow (ours)", "num_switches": sw, "num_false_positives": fp,
+                 "num_misses": 1, "mota": 0.9, "idf1": 0.8} for v in ("a", "b")]  # fmt: skip
+        rows.append({**rows[0], "tracker": "box-IoU greedy", "num_switches": 99})
+        return {"rows": rows}
+
+    text = table(run(1, 2), run(0, 5), "PoseFlow (ours)", ("on", "off"))
+    assert "| a | clip | 1 / 0 | 2 / 5 |" in text and "| **all** | (summed) | 2 / 0 | 4 / 10 | 2 / 2 |" in text
+    assert "99" not in text

@@ -93,3 +93,74 @@ def test_options_are_validated_and_applied(pipe: okpose.Pipeline, data_root: Pat
     assert len(one) == 1
     strict = pipe(image, options=okpose.PipelineOptions(keypoint_threshold=0.99))
     assert strict.visible.sum() < pipe(image).visible.sum()
+
+
+def test_second_association_takes_low_detections_only_for_tracks_left_over() -> None:
+    from okpose.pipeline import second_association
+
+    tracks = np.array([[0, 0, 100, 200], [300, 0, 400, 200], [600, 0, 700, 200]], np.float64)
+    high = np.array([[5, 0, 105, 200]])  # explains track 0
+    low = np.array([
+        [2, 2, 100, 198],  # overlaps track 0 too, but track 0 has its confident detection: dropped
+        [310, 5, 405, 205],  # continues track 1: taken
+        [900, 0, 1000, 200],  # nobody's: dropped (a low score alone never starts a person)
+        [640, 0, 740, 200],  # track 2 at IoU 0.43 < 0.5: dropped
+    ], np.float64)  # fmt: skip
+    assert second_association(tracks, high, low).tolist() == [1]
+    assert second_association(tracks, np.zeros((0, 4)), low).tolist() == [0, 1]
+    assert second_association(np.zeros((0, 4)), high, low).tolist() == []
+
+
+class _Fading:
+    """The real NanoDet with one person's scores scaled down on the frames in ``fade`` (the person a camera
+    sees less well for a moment: turned away, in shadow, half hidden): what the second association is for."""
+
+    def __init__(self, real, region: np.ndarray, fade: range):  # noqa: ANN001
+        self.real, self.region, self.fade, self.frame = real, region, fade, -1
+        self.name, self.providers, self.score = real.name, real.providers, real.score
+        self.scores_seen: list[float] = []
+
+    def candidates(self, image: np.ndarray, floor: float | None):  # noqa: ANN201
+        self.frame += 1
+        found = self.real.candidates(image, floor)
+        if self.frame in self.fade and len(found.xyxy):
+            hit = box_iou(found.xyxy, self.region[None].astype(np.float32))[:, 0] > 0.5
+            scores = found.scores.copy()
+            scores[hit] = np.minimum(scores[hit], 0.15)
+            self.scores_seen += scores[hit].tolist()
+            found = type(found)(found.xyxy, scores)
+        return found
+
+    def __call__(self, image: np.ndarray):  # noqa: ANN204
+        found = self.candidates(image, None)
+        keep = found.scores > self.score
+        return type(found)(found.xyxy[keep], found.scores[keep])
+
+
+@pytest.mark.parametrize("rescue", [0.1, 1.0])
+def test_a_person_scored_low_for_a_moment_keeps_their_track(pipe: okpose.Pipeline, clip: Path, rescue: float) -> None:
+    """Detector every frame; one of the three people scores 0.15 (below NanoDet's 0.3) on frames 6-9. With the
+    second association (rescue_score 0.1) they stay on their track id on every frame; with it off (1.0) they are
+    gone on those frames."""
+    from okpose.sources import open_source
+
+    frames = [f.image for f in open_source(clip, max_frames=12).frames()]
+    first = pipe(frames[0])
+    region = first.boxes[np.argsort(first.boxes[:, 0])[1]]  # the middle person
+    det = _Fading(pipe.detector, region, range(6, 10))
+    mine = okpose.Pipeline(pipe.pose, det, video=False, warmup=False)
+    opts = okpose.PipelineOptions(detect_interval=1, rescue_score=rescue)
+    stream = mine.stream()
+    ids, rescued = [], []
+    for img in frames:
+        res = mine.process(img, stream, options=opts, timestamp=len(ids) / 30)
+        near = np.flatnonzero(box_iou(res.boxes, region[None])[:, 0] > 0.3)
+        ids.append(int(res.track_ids[near[0]]) if len(near) else None)
+        rescued.append(res.rescued)
+    assert len(det.scores_seen) >= 4 and max(det.scores_seen) < 0.2  # the fade reached the detector's output
+    assert ids[5] is not None
+    if rescue < det.score:
+        assert ids[6:10] == [ids[5]] * 4 and all(r >= 1 for r in rescued[6:10]) and ids[10] == ids[5]
+    else:
+        assert ids[6:10] == [None] * 4 and sum(rescued) == 0
+    assert sum(rescued[:6]) == 0  # nobody scored low before the fade

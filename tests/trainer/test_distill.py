@@ -185,3 +185,24 @@ def test_pretrained_export_at_another_input_size(persons, tmp_path):
         both = (a[:, 2] > 0.3) & (b[:, 2] > 0.3)
         assert both.sum() >= 8
         assert np.median(np.linalg.norm(a[both, :2] - b[both, :2], axis=1)) < 0.05 * (box[3] - box[1])
+
+
+def test_label_peak_lightning_moves_peaks_without_rescaling_them(net):
+    """``label_peak=lightning``: a heatmap already shaped like the label at the frozen copy's own peak height
+    costs nothing; the unit-peak label (``one``) would still pull it up to 1."""
+    from trainer.models.movenet_full import HeadOutputs, cells
+
+    with torch.no_grad():
+        t = net.heads(torch.randn(1, 3, 192, 192) * 0.3)
+    kps = torch.tensor([[[60.0 + 4 * j, 100.0] for j in range(17)]])
+    yy, xx = cells(48, 48)
+    g = kps / 4
+    d2 = (xx - g[..., 0, None, None]) ** 2 + (yy - g[..., 1, None, None]) ** 2
+    peak = torch.linspace(0.4, 0.8, 17).view(1, 17, 1, 1)
+    shaped = HeadOutputs(t.center, t.regression, peak * torch.exp(-d2 / (2 * 1.25**2)), t.offsets)
+    w = torch.ones(1, 17)
+    cfg = DistillConfig(sigma=1.25, label_peak="lightning")
+    assert float(losses(shaped, shaped, kps, w, cfg)["hm_label"]) < 1e-10
+    assert float(losses(shaped, shaped, kps, w, DistillConfig(sigma=1.25))["hm_label"]) > 0.1
+    with pytest.raises(ValueError, match="label_peak"):
+        losses(shaped, shaped, kps, w, DistillConfig(label_peak="two"))
