@@ -28,8 +28,10 @@ from okpose.core.skeleton import skeleton_for
 from okpose.core.topdown import TopDown, person_score
 from okpose.core.types import Detections, Poses
 from okpose.detect import Detector, DetectorConfig, build_detector
+from okpose.detect.detectors import CandidateDetector
 from okpose.imageio import DECODE_MIN_SIDE, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, decode_image
 from okpose.pose import load_pose_model
+from okpose.track.matching import assign
 from okpose.track.motion import follow_box
 from okpose.track.tracker import PoseFlowTracker, Track, TrackerConfig
 
@@ -152,42 +154,25 @@ class Stream:
         return [t for t in self.tracker.seen_since(self.last_detect) if t.confirmed]
 
 
-def _greedy_pairs(iou: npt.NDArray[np.float64], minimum: float) -> list[tuple[int, int]]:
-    """(row, column) pairs by IoU, best first, each row and column once, IoU >= ``minimum``."""
-    pairs: list[tuple[int, int]] = []
-    if iou.size == 0:
-        return pairs
-    rows, cols = set(), set()
-    for flat in np.argsort(-iou, axis=None, kind="stable"):
-        r, c = divmod(int(flat), iou.shape[1])
-        if iou[r, c] < minimum:
-            break
-        if r not in rows and c not in cols:
-            rows.add(r)
-            cols.add(c)
-            pairs.append((r, c))
-    return pairs
-
-
 def second_association(
     tracks_xyxy: npt.ArrayLike, high_xyxy: npt.ArrayLike, low_xyxy: npt.ArrayLike, first_iou: float = 0.2,
     second_iou: float = 0.5,
 ) -> npt.NDArray[np.int64]:  # fmt: skip
     """ByteTrack's second association on boxes: the tracks (their predicted boxes) take the confident detections
-    first (IoU >= ``first_iou``); each track left over takes the low-scoring detection it overlaps best (IoU >=
-    ``second_iou``). Returns the indices of the low-scoring detections taken; the rest are dropped (a low score
-    alone never starts a person)."""
+    first (IoU > ``first_iou``); the tracks left over take low-scoring detections (IoU > ``second_iou``), both
+    steps one-to-one by ``okpose.track.matching.assign`` (maximum total IoU). Returns the indices of the
+    low-scoring detections taken; the rest are dropped (a low score alone never starts a person)."""
     t = np.asarray(tracks_xyxy, np.float64).reshape(-1, 4)
     hi = np.asarray(high_xyxy, np.float64).reshape(-1, 4)
     lo = np.asarray(low_xyxy, np.float64).reshape(-1, 4)
     if not len(t) or not len(lo):
         return np.zeros(0, np.int64)
-    explained = {r for r, _ in _greedy_pairs(box_iou(t, hi), first_iou)} if len(hi) else set()
-    left = np.array([i for i in range(len(t)) if i not in explained], np.int64)
-    if not len(left):
+    left = np.ones(len(t), bool)
+    if len(hi):
+        left[assign(box_iou(t, hi), first_iou)[0]] = False
+    if not left.any():
         return np.zeros(0, np.int64)
-    taken = [c for _, c in _greedy_pairs(box_iou(t[left], lo), second_iou)]
-    return np.asarray(sorted(taken), np.int64)
+    return np.sort(assign(box_iou(t[left], lo), second_iou)[1])
 
 
 def given_boxes(boxes: npt.ArrayLike, wh: tuple[int, int]) -> F32:
@@ -465,16 +450,16 @@ class Pipeline:
         below its threshold (down to ``opts.rescue_score``) that continue a track (``second_association``),
         which count as detections at the threshold. Returns them and how many were rescued so."""
         det = self.detector
-        threshold = getattr(det, "score", None)
         live = [] if stream is None else [t for t in stream.tracker.seen_since(stream.last_detect) if t.confirmed]
-        if not live or threshold is None or opts.rescue_score >= threshold or not hasattr(det, "candidates"):
+        if stream is None or not live or not isinstance(det, CandidateDetector) or opts.rescue_score >= det.score:
             found = det(image)
             return Detections(found.xyxy / to_px, found.scores), 0
+        threshold = det.score
         found = det.candidates(image, opts.rescue_score)
         xyxy, scores = found.xyxy / to_px, found.scores
         high = np.flatnonzero(scores > threshold)
         low = np.flatnonzero(scores <= threshold)
-        predicted = clip_boxes(stream.tracker.predict(live, now)[0], wh) if stream is not None else np.zeros((0, 4))
+        predicted = clip_boxes(stream.tracker.predict(live, now)[0], wh)
         taken = low[second_association(predicted, xyxy[high], xyxy[low])]
         keep = np.concatenate([high, taken])
         out_scores = scores[keep].astype(np.float32)

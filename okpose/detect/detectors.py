@@ -8,7 +8,7 @@ import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import cv2
 import numpy as np
@@ -30,9 +30,11 @@ class Detector(Protocol):
     def __call__(self, image_bgr: Image) -> Detections: ...
 
 
+@runtime_checkable
 class CandidateDetector(Detector, Protocol):
     """A detector that can also return the persons it scores below its own threshold ``score`` (down to
-    ``floor``): what a stream's second association (``okpose.pipeline``, ByteTrack's) matches to live tracks."""
+    ``floor``): what a stream's second association (``okpose.pipeline``, ByteTrack's) matches to live tracks.
+    Detectors without ``candidates`` (HOG, Ultralytics, a user's) simply get no second association."""
 
     score: float
 
