@@ -251,26 +251,3 @@ def test_a_person_entering_on_a_skip_frame_is_found_within_k_frames(server, mult
     counts = [len(m["persons"]) for m in asyncio.run(_persons_per_frame(server.ws, frames, 4))]
     assert counts[9] == len(first) - 1
     assert len(first) in counts[10:14], counts
-
-
-def test_box_means_the_same_on_every_frame(server, multi_frames):
-    """A person's box on frames where the stream follows its tracks is the detector-style box, not a
-    (smaller) keypoint box: compared with the detector's box for the same person on the same frame, it
-    overlaps it and has the same width (median over the clip: keypoint boxes were ~7 % narrower)."""
-    import numpy as np
-
-    from okpose.core.oks import box_iou
-
-    every = asyncio.run(_persons_per_frame(server.ws, multi_frames, 1))
-    skipping = asyncio.run(_persons_per_frame(server.ws, multi_frames, 3))
-    ious, ratios = [], []
-    for a, b in zip(every, skipping, strict=True):
-        if b["detector_ran"] or not a["persons"] or not b["persons"]:
-            continue
-        bb, ab = np.array([p["box"] for p in b["persons"]]), np.array([p["box"] for p in a["persons"]])
-        iou = box_iou(bb, ab)
-        j = iou.argmax(axis=1)
-        ious.extend(iou.max(axis=1).tolist())
-        ratios.extend(((bb[:, 2] - bb[:, 0]) / (ab[j, 2] - ab[j, 0])).tolist())
-    assert len(ious) >= 40
-    assert np.median(ious) > 0.9 and abs(np.median(ratios) - 1) < 0.03, (np.median(ious), np.median(ratios))
