@@ -19,7 +19,7 @@ python -m trainer label    VIDEOS/IMAGES --out DIR [--every N] [--frames N]   # 
 python -m trainer teach    [--out data/diverse] [--every 2] [--split-only]   # people-diverse teacher ensemble
 python -m trainer unseen   [--onnx models/X.onnx ...] [--root data/diverse] [--out docs/unseen]   # scene-held-out check
 python -m trainer distill  [--name N] [key=value ...]   # Lightning-start student: Thunder labels + keep terms
-python -m trainer export-distill --checkpoint runs/N/final.pt | --pretrained --out models/X.onnx [--version V] [--flip]
+python -m trainer export-distill --checkpoint runs/N/final.pt [--wise A] | --pretrained --out X.onnx [--flip]
 python -m trainer video    --config trainer/configs/video.yaml [section.key=value ...]   # DKD-style video mode
 python -m trainer export-video --checkpoint runs/X/final.pt --out models/X.onnx [--name NAME] [--version V]
 """
@@ -100,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     dx.add_argument("--version", default="1")
     dx.add_argument("--flip", action="store_true", help="flip test inside the graph")
     dx.add_argument("--input-wh", help="with --pretrained: input width,height (multiples of 32; default 192,192)")
+    dx.add_argument("--wise", type=float, default=1.0, help="with --checkpoint: WiSE-FT weight of the run (0..1)")
     vd = sub.add_parser("video", help="train the video mode (previous-pose kernel distillator)")
     vd.add_argument("--config", default=None)
     vd.add_argument("overrides", nargs="*")
@@ -197,7 +198,9 @@ def main(argv: list[str] | None = None) -> int:
         wh = tuple(int(v) for v in args.input_wh.split(",")) if args.input_wh else None
         if wh is not None and ckpt is not None:
             raise SystemExit("--input-wh is for --pretrained (a run's checkpoint carries its own input size)")
-        print(json.dumps(export(ckpt, Path(args.out), args.version, args.flip, input_wh=wh)))
+        if args.wise != 1.0 and ckpt is None:
+            raise SystemExit("--wise is for --checkpoint (it mixes a run's weights with Lightning's)")
+        print(json.dumps(export(ckpt, Path(args.out), args.version, args.flip, input_wh=wh, wise=args.wise)))
     elif args.cmd == "unseen":
         from pathlib import Path
 

@@ -298,9 +298,13 @@ def export(
     version: str = "1",
     flip: bool = False,
     input_wh: tuple[int, int] | None = None,
+    wise: float = 1.0,
 ) -> dict:
     """EMA weights of a distill run (``checkpoint`` None: Lightning's own weights, no training step) -> ONNX
-    (input -> keypoints) with its spec; torch/ORT parity checked."""
+    (input -> keypoints) with its spec; torch/ORT parity checked.
+
+    ``wise`` < 1: the weight-space ensemble of WiSE-FT (Wortsman et al., CVPR 2022), every floating-point weight
+    ``(1 - wise) * Lightning's + wise * the run's``: 0 is Lightning itself, 1 the run."""
     from trainer.export import PRETRAINED, parity, save_onnx
     from trainer.models.movenet_full import FlipKeypoints
 
@@ -313,9 +317,15 @@ def export(
     else:
         state = torch.load(checkpoint, weights_only=False)
         cfg = DistillConfig(**{**state["config"], "input_wh": tuple(state["config"]["input_wh"])})
-        net.load_state_dict(state["ema"])
+        if not 0.0 <= wise <= 1.0:
+            raise ValueError(f"wise must be in [0, 1], got {wise}")
+        start = net.state_dict()
+        net.load_state_dict({k: torch.lerp(start[k], v, wise) if v.is_floating_point() else v
+                             for k, v in state["ema"].items()})  # fmt: skip
         steps = int(state["step"])
         recipe = f"python -m trainer distill ({cfg.name}, seed {cfg.seed}, {cfg.epochs} epochs, {steps} steps)"
+        if wise < 1.0:
+            recipe += f"; weights {wise:g} x the run's + {1 - wise:g} x Lightning's (WiSE-FT, --wise {wise:g})"
     net.eval()
     module = FlipKeypoints(net, cfg.input_wh[0]) if flip else net
     spec = spec_for(cfg, version)

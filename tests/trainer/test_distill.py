@@ -206,3 +206,30 @@ def test_label_peak_lightning_moves_peaks_without_rescaling_them(net):
     assert float(losses(shaped, shaped, kps, w, DistillConfig(sigma=1.25))["hm_label"]) > 0.1
     with pytest.raises(ValueError, match="label_peak"):
         losses(shaped, shaped, kps, w, DistillConfig(label_peak="two"))
+
+
+def test_wise_export_mixes_the_run_with_lightning(net, persons, tmp_path):
+    """``export(wise=a)``: every float weight (1 - a) x Lightning's + a x the run's. a = 0 gives Lightning's own
+    outputs, a = 1 the run's, a = 0.5 lies between them on a real crop; the recipe in the metadata says so."""
+    torch.manual_seed(0)
+    moved = {k: v + 0.05 * v.std() * torch.randn_like(v) if v.is_floating_point() and v.numel() > 1 else v
+             for k, v in net.state_dict().items()}  # fmt: skip
+    ckpt = tmp_path / "moved.pt"
+    torch.save({"ema": moved, "config": asdict(DistillConfig(name="moved")), "step": 7}, ckpt)
+    img, box = persons[0]
+    outs = {}
+    for name, kw in (("lightning", None), ("w0", 0.0), ("w05", 0.5), ("w1", 1.0)):
+        path = tmp_path / f"{name}.onnx"
+        export(None, path) if kw is None else export(ckpt, path, wise=kw)
+        sess = open_session(path, "cpu", 1)
+        meta = sess.get_modelmeta().custom_metadata_map
+        spec = ModelSpec.from_metadata(meta)
+        outs[name] = TopDown.from_session(sess, spec)(img, box[None])[0]
+        assert ("WiSE-FT" in spec.extra.get("recipe", "")) == (kw is not None and kw < 1)
+    conf = outs["lightning"][:, 2] > 0.3
+    assert conf.sum() >= 5
+    d = lambda a, b: float(np.abs(outs[a][conf, :2] - outs[b][conf, :2]).mean())  # noqa: E731
+    assert d("w0", "lightning") < 1e-3 < d("w1", "lightning")
+    assert d("w05", "lightning") < d("w1", "lightning") and d("w05", "w1") < d("lightning", "w1")
+    with pytest.raises(ValueError, match="wise"):
+        export(ckpt, tmp_path / "bad.onnx", wise=1.5)
