@@ -15,6 +15,7 @@ import contextlib
 import io
 import json
 import logging
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,6 +52,25 @@ class Variant:
     operating_score: float
 
 
+class LowLight:
+    """Pre-processing for dark frames (mean luma < ``DARK_LUMA``), measured before it is kept (#30): CLAHE on the
+    L channel (clip 2, 8x8 tiles) or a gamma curve (0.5); brighter frames go to the detector untouched."""
+
+    def __init__(self, det: Callable[[np.ndarray], Detections], kind: str):
+        self.det, self.kind = det, kind
+        self.clahe = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8))
+        self.lut = (255 * (np.arange(256) / 255) ** 0.5).astype(np.uint8)
+
+    def __call__(self, img: np.ndarray) -> Detections:
+        if float(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY).mean()) >= DARK_LUMA:
+            return self.det(img)
+        if self.kind == "gamma":
+            return self.det(cv2.LUT(img, self.lut))
+        lab = cv2.cvtColor(img, cv2.COLOR_BGR2LAB)
+        lab[..., 0] = self.clahe.apply(lab[..., 0])
+        return self.det(cv2.cvtColor(lab, cv2.COLOR_LAB2BGR))
+
+
 def variants(threads: int, score: float) -> list[Variant]:
     def nano(file: str, size: int) -> Callable[[float], Callable[[np.ndarray], Detections]]:
         return lambda s: NanoDetDetector(
@@ -65,6 +85,10 @@ def variants(threads: int, score: float) -> list[Variant]:
     ]
     if (MODELS / "nanodet-coco-fp32.onnx").is_file():
         out.append(Variant("NanoDet fp32 @416", nano("nanodet-coco-fp32.onnx", 416), score))
+    default = nano("nanodet-coco-int8.onnx", 416)
+    for kind in ("clahe", "gamma"):
+        out.append(Variant(f"NanoDet int8 @416 + {kind} on dark frames", lambda s, k=kind: LowLight(default(s), k),
+                           score))  # fmt: skip
     out.append(Variant("HOG (last-resort fallback)", lambda s: HogDetector(score=s), 0.3))
     return out
 
@@ -181,7 +205,7 @@ def evaluate(v: Variant, gt: dict, images: list[tuple[int, np.ndarray]], hd: lis
 def markdown(rows: list[dict], meta: dict) -> str:
     head = (
         f"Measured {meta['date']} on {meta['cpu']}, ONNX Runtime {meta['threads']} threads; realpose-lab val "
-        f"({meta['images']} frames, {rows[0]['persons']} labelled persons). Command: `python -m bench.detector`.\n\n"
+        f"({meta['images']} frames, {rows[0]['persons']} labelled persons). Command: `{meta.get('command', 'python -m bench.detector')}`.\n\n"
         "| detector | box AP | AP50 | AP / AP50, frames with complete labels | recall @ op. score | precision @ op. score "
         "| recall / precision, frames with complete labels | op. score | ms p50 / p95 (453x800) "
         "| ms p50 / p95 (1088x1920) |\n"
@@ -271,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="20 frames, 1 repeat (smoke test)")
     p.add_argument("--out", default="docs/detector", help="writes OUT.json and OUT.md")
     p.add_argument("--no-diverse", action="store_true", help="only the realpose-lab val split")
+    p.add_argument("--only", default="", help="only the detectors whose name contains this (e.g. 'dark frames')")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     gt, images = load_val()
@@ -283,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
             "annotations": [x for x in gt["annotations"] if x["image_id"] in keep],
         }
     hd = fullhd_frames(5 if a.quick else 20)
-    vs = variants(a.threads, DetectorConfig.score)
+    vs = [v for v in variants(a.threads, DetectorConfig.score) if a.only in v.name or "(default)" in v.name]
     rows = [evaluate(v, gt, images, hd, 1 if a.quick else a.repeats) for v in vs]
     if not a.no_diverse:
         sets = diverse_sets(50 if a.quick else 1)
@@ -295,7 +320,9 @@ def main(argv: list[str] | None = None) -> int:
             print(r["detector"], r["diverse"], flush=True)
     from bench.__main__ import cpu_model
 
-    meta = {"date": time.strftime("%Y-%m-%d"), "cpu": cpu_model(), "threads": a.threads, "images": len(images)}
+    command = " ".join(["python -m bench.detector", *(sys.argv[1:] if argv is None else argv)])
+    meta = {"date": time.strftime("%Y-%m-%d"), "cpu": cpu_model(), "threads": a.threads, "images": len(images),
+            "command": command}  # fmt: skip
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out + ".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     md = markdown(rows, meta)
