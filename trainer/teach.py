@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -181,7 +182,7 @@ def teacher_pass(
     jobs += [("coco8-human", lambda: coco_items("coco8-human")), ("intel", None)]
     counts = {"images": 0, "persons": 0, "new_images": 0}
     t0 = time.time()
-    total = 4016 + 3220 // every
+    total = expected_images(jobs, every)
     for set_name, make in jobs:
         path = cache / f"{set_name}.jsonl"
         done: set[str] = set()
@@ -238,6 +239,19 @@ def _valid(line: str) -> bool:
         return True
     except json.JSONDecodeError:
         return False
+
+
+def expected_images(jobs: list[tuple[str, object]], every: int, clips: list[Path] | None = None) -> int:
+    """How many images the teacher pass will see (the progress bar's total): the photo sets' items and each clip's
+    frames at its step, from the container's frame count (a clip that does not state one counts 0)."""
+    n = sum(len(list(make())) for _, make in jobs if callable(make))
+    for clip in clip_paths() if clips is None else clips:
+        src = open_source(clip)
+        try:
+            n += math.ceil((src.frame_count or 0) / (1 if clip.suffix == ".gif" else every))
+        finally:
+            src.close()
+    return max(n, 1)
 
 
 def _progress(i: int, total: int, t0: float, new: int) -> None:

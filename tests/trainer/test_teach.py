@@ -13,8 +13,11 @@ from trainer.teach import (
     Views,
     clip_paths,
     clip_split,
+    coco_items,
     ensemble,
+    expected_images,
     held_out_actions,
+    read_frames,
     stanford_items,
     teacher_pass,
     write_splits,
@@ -75,3 +78,13 @@ def test_teacher_pass_resumes_without_relabelling(tmp_path):
     assert (tmp_path / "train" / "images" / coco["images"][0]["file_name"]).is_file()
     labelled = [a for a in coco["annotations"] if not a["ignore"]]
     assert labelled and all(len(a["target_weights"]) == 17 for a in labelled)
+
+
+def test_progress_total_counts_the_images_the_pass_will_read():
+    """The teacher pass's progress total: every photo set's items plus each clip's frames at its step (GIF
+    previews: every frame), equal to what the pass reads (one real clip and one real GIF, read here)."""
+    clips = clip_paths()
+    some = [next(c for c in clips if c.suffix != ".gif"), next(c for c in clips if c.suffix == ".gif")]
+    read = sum(1 for c in some for _ in read_frames(c, 1 if c.suffix == ".gif" else 3))
+    photos = len(list(coco_items("coco8-pose")))
+    assert expected_images([("coco8-pose", lambda: coco_items("coco8-pose"))], 3, some) == photos + read
