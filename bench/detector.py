@@ -52,6 +52,11 @@ class Variant:
     operating_score: float
 
 
+def is_dark(img: np.ndarray) -> bool:
+    """A dark photo: mean luma below ``DARK_LUMA``."""
+    return float(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY).mean()) < DARK_LUMA
+
+
 class LowLight:
     """Pre-processing for dark frames (mean luma < ``DARK_LUMA``), measured before it is kept (#30): CLAHE on the
     L channel (clip 2, 8x8 tiles) or a gamma curve (0.5); brighter frames go to the detector untouched."""
@@ -62,7 +67,7 @@ class LowLight:
         self.lut = (255 * (np.arange(256) / 255) ** 0.5).astype(np.uint8)
 
     def __call__(self, img: np.ndarray) -> Detections:
-        if float(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY).mean()) >= DARK_LUMA:
+        if not is_dark(img):
             return self.det(img)
         if self.kind == "gamma":
             return self.det(cv2.LUT(img, self.lut))
@@ -85,7 +90,7 @@ def variants(threads: int, score: float) -> list[Variant]:
     ]
     if (MODELS / "nanodet-coco-fp32.onnx").is_file():
         out.append(Variant("NanoDet fp32 @416", nano("nanodet-coco-fp32.onnx", 416), score))
-    default = nano("nanodet-coco-int8.onnx", 416)
+    default = out[0].build
     for kind in ("clahe", "gamma"):
         out.append(Variant(f"NanoDet int8 @416 + {kind} on dark frames", lambda s, k=kind: LowLight(default(s), k),
                            score))  # fmt: skip
@@ -205,7 +210,7 @@ def evaluate(v: Variant, gt: dict, images: list[tuple[int, np.ndarray]], hd: lis
 def markdown(rows: list[dict], meta: dict) -> str:
     head = (
         f"Measured {meta['date']} on {meta['cpu']}, ONNX Runtime {meta['threads']} threads; realpose-lab val "
-        f"({meta['images']} frames, {rows[0]['persons']} labelled persons). Command: `{meta.get('command', 'python -m bench.detector')}`.\n\n"
+        f"({meta['images']} frames, {rows[0]['persons']} labelled persons). Command: `{meta['command']}`.\n\n"
         "| detector | box AP | AP50 | AP / AP50, frames with complete labels | recall @ op. score | precision @ op. score "
         "| recall / precision, frames with complete labels | op. score | ms p50 / p95 (453x800) "
         "| ms p50 / p95 (1088x1920) |\n"
@@ -247,7 +252,7 @@ def diverse_recall(v: Variant, sets: list[tuple[str, dict, Path, bool]]) -> dict
         if name != "stanford40":
             continue
         small = {a["image_id"] for a in gt["annotations"] if a["bbox"][3] < SMALL_PX}
-        dark = {i for i, img in images.items() if float(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY).mean()) < DARK_LUMA}
+        dark = {i for i, img in images.items() if is_dark(img)}
         for sub, ids in (("stanford40-small", small), ("stanford40-dark", dark)):
             g = {**gt, "annotations": [a for a in gt["annotations"] if a["image_id"] in ids]}
             rp = recall_precision(g, {i: per_image[i] for i in ids}, v.operating_score)

@@ -308,6 +308,9 @@ def export(
     from trainer.export import PRETRAINED, parity, save_onnx
     from trainer.models.movenet_full import FlipKeypoints
 
+    if not 0.0 <= wise <= 1.0:
+        raise ValueError(f"wise must be in [0, 1], got {wise}")
+
     net = load_movenet_full()
     if checkpoint is None:
         cfg, steps = DistillConfig(name="pretrained", train=[], input_wh=input_wh or (192, 192)), 0
@@ -317,8 +320,6 @@ def export(
     else:
         state = torch.load(checkpoint, weights_only=False)
         cfg = DistillConfig(**{**state["config"], "input_wh": tuple(state["config"]["input_wh"])})
-        if not 0.0 <= wise <= 1.0:
-            raise ValueError(f"wise must be in [0, 1], got {wise}")
         start = net.state_dict()
         net.load_state_dict({k: torch.lerp(start[k], v, wise) if v.is_floating_point() else v
                              for k, v in state["ema"].items()})  # fmt: skip

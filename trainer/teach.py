@@ -241,6 +241,11 @@ def _valid(line: str) -> bool:
         return False
 
 
+def clip_step(clip: Path, every: int) -> int:
+    """Every how many frames a clip is labelled: ``every``, but every frame of the GIF previews (they are short)."""
+    return 1 if clip.suffix == ".gif" else every
+
+
 def expected_images(jobs: list[tuple[str, object]], every: int, clips: list[Path] | None = None) -> int:
     """How many images the teacher pass will see (the progress bar's total): the photo sets' items and each clip's
     frames at its step, from the container's frame count (a clip that does not state one counts 0)."""
@@ -248,7 +253,7 @@ def expected_images(jobs: list[tuple[str, object]], every: int, clips: list[Path
     for clip in clip_paths() if clips is None else clips:
         src = open_source(clip)
         try:
-            n += math.ceil((src.frame_count or 0) / (1 if clip.suffix == ".gif" else every))
+            n += math.ceil((src.frame_count or 0) / clip_step(clip, every))
         finally:
             src.close()
     return max(n, 1)
@@ -280,8 +285,7 @@ def _iterate(set_name: str, make, every: int, images: Path, done: set[str]):  # 
         split = clip_split(clip)
         folder = images / "intel"
         folder.mkdir(exist_ok=True)
-        step = 1 if clip.suffix == ".gif" else every  # previews are short: every frame
-        for idx, img in read_frames(clip, step):
+        for idx, img in read_frames(clip, clip_step(clip, every)):
             name = f"intel/{clip.parent.name}_{clip.stem}_f{idx:05d}.jpg"
             key = name
             if key in done:

@@ -171,14 +171,14 @@ def test_box_means_the_same_on_every_frame(pipe: okpose.Pipeline, data_root: Pat
     keypoint box: compared with the detector's box for the same person on the same frame, it overlaps it and has
     the same width (median over 40 frames of a real clip; keypoint boxes were ~7 % narrower). Frames carry the
     clip's own times (30 fps), so the followed boxes do not depend on how fast this machine is."""
-    cap = cv2.VideoCapture(str(data_root / "videos" / "pose2sim_multi_cam03.mp4"))
-    frames = [cap.read()[1] for _ in range(40)]
-    cap.release()
-    fps = 30.0
+    from okpose.sources import open_source
+
+    frames = [f.image for f in open_source(data_root / "videos" / "pose2sim_multi_cam03.mp4", max_frames=40).frames()]
+    assert len(frames) == 40
 
     def run(interval: int) -> list[okpose.Result]:
         opts, stream = okpose.PipelineOptions(detect_interval=interval), pipe.stream()
-        return [pipe.process(f, stream, options=opts, timestamp=i / fps) for i, f in enumerate(frames)]
+        return [pipe.process(f, stream, options=opts, timestamp=i / 30) for i, f in enumerate(frames)]
 
     ious, ratios = [], []
     for a, b in zip(run(1), run(3), strict=True):

@@ -13,6 +13,7 @@ from trainer.teach import (
     Views,
     clip_paths,
     clip_split,
+    clip_step,
     coco_items,
     ensemble,
     expected_images,
@@ -85,6 +86,6 @@ def test_progress_total_counts_the_images_the_pass_will_read():
     previews: every frame), equal to what the pass reads (one real clip and one real GIF, read here)."""
     clips = clip_paths()
     some = [next(c for c in clips if c.suffix != ".gif"), next(c for c in clips if c.suffix == ".gif")]
-    read = sum(1 for c in some for _ in read_frames(c, 1 if c.suffix == ".gif" else 3))
+    read = sum(1 for c in some for _ in read_frames(c, clip_step(c, 3)))
     photos = len(list(coco_items("coco8-pose")))
     assert expected_images([("coco8-pose", lambda: coco_items("coco8-pose"))], 3, some) == photos + read
