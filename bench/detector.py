@@ -28,6 +28,8 @@ from okpose.core.oks import box_iou
 from okpose.core.types import Detections
 from okpose.detect.detectors import HogDetector
 from okpose.detect.nanodet import NanoDetDetector
+from okpose.detect.tiles import TiledDetector
+from okpose.pipeline import PipelineOptions
 from okpose.sources import open_source
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,6 +38,7 @@ DIVERSE = ROOT.parent / "shared" / "data" / "people-diverse"
 SMALL_PX = 96  # a "small" person: human box shorter than this (in the photo's own pixels)
 DARK_LUMA = 70  # a "dark" photo: mean luma (0-255) below this
 MODELS = ROOT / "models"
+DEFAULT_TILES = PipelineOptions.tiles
 AP_SCORE_FLOOR = 0.05
 # ../shared/README.md: "in pose2sim_multi_cam03 frames ~40-95 the subject seen from behind, overlapping
 # the avatar, is often unlabelled" -> a detector that finds him is charged a false positive there
@@ -91,6 +94,11 @@ def variants(threads: int, score: float) -> list[Variant]:
     if (MODELS / "nanodet-coco-fp32.onnx").is_file():
         out.append(Variant("NanoDet fp32 @416", nano("nanodet-coco-fp32.onnx", 416), score))
     default = out[0].build
+    for grid in (2, 3, 4):
+        name = f"NanoDet int8 @416 + {grid}x{grid} tiles" + (" (default)" if grid == DEFAULT_TILES else "")
+        out.insert(grid - 1, Variant(name, lambda s, g=grid: TiledDetector(default(s), g), score))
+    out[0] = Variant("NanoDet int8 @416, whole frame (streams' detector frames)", default, score)
+    out.insert(0, out.pop(DEFAULT_TILES - 1))
     for kind in ("clahe", "gamma"):
         out.append(Variant(f"NanoDet int8 @416 + {kind} on dark frames", lambda s, k=kind: LowLight(default(s), k),
                            score))  # fmt: skip
@@ -237,11 +245,16 @@ def diverse_sets(step: int) -> list[tuple[str, dict, Path, bool]]:
             ("coco8-human", c8, DIVERSE / "coco8-human" / "images", True)]  # fmt: skip
 
 
-def diverse_recall(v: Variant, sets: list[tuple[str, dict, Path, bool]]) -> dict[str, dict[str, float]]:
+def diverse_recall(
+    v: Variant, sets: list[tuple[str, dict, Path, bool]], extra: dict[str, tuple[dict, dict[int, np.ndarray]]]
+) -> dict[str, dict[str, float]]:
     """Recall (and precision where labels are complete) at the operating score, IoU 0.5; Stanford 40 also on its
-    small-person and dark-photo subsets."""
+    small-person and dark-photo subsets; ``extra``: full-size frame sets (``lab_fullsize``, ``mosaics``)."""
     det = v.build(v.operating_score)
     out: dict[str, dict[str, float]] = {}
+    for name, (gt, images) in extra.items():  # full-size frames: where tiles run
+        rp = recall_precision(gt, {i: det(img) for i, img in images.items()}, v.operating_score)
+        out[name] = rp if name.startswith("lab") else {"recall": rp["recall"], "persons": rp["persons"]}
     for name, gt, folder, complete in sets:
         for a in gt["annotations"]:
             a.setdefault("iscrowd", 0)
@@ -260,6 +273,67 @@ def diverse_recall(v: Variant, sets: list[tuple[str, dict, Path, bool]]) -> dict
     return out
 
 
+def lab_fullsize(gt: dict) -> tuple[dict, dict[int, np.ndarray]]:
+    """The val split's frames with complete labels at the camera's own size (1088x1920, decoded from the video;
+    the labelled JPEGs are 0.42x copies), boxes scaled to match: where tiles run, so where they could add false
+    persons."""
+    ims = [im for im in gt["images"] if not (im["video"] == LABEL_GAP[0] and im["frame_index"] in LABEL_GAP[1])]
+    by_index = {im["frame_index"]: im for im in ims}
+    images: dict[int, np.ndarray] = {}
+    with open_source(DATA / "videos" / ims[0]["video"]) as src:
+        for f in src.frames():
+            if f.index in by_index:
+                images[by_index[f.index]["id"]] = f.image
+            if len(images) == len(by_index):
+                break
+    scale = {im["id"]: im["scale"] for im in ims}
+    anns = [
+        {**a, "bbox": [c / scale[a["image_id"]] for c in a["bbox"]]}
+        for a in gt["annotations"]
+        if a["image_id"] in images
+    ]
+    return {**gt, "images": [im for im in ims if im["id"] in images], "annotations": anns}, images
+
+
+def mosaics(step: int, seed: int = 0) -> tuple[dict, dict[int, np.ndarray]]:
+    """Small people in full-HD frames, from human-boxed photos: Stanford 40 photos (every ``step``-th) each scaled so
+    its labelled person is 30-150 px tall (log-uniform, ``seed``; the street-crowd range) and laid out 8 x 5 on
+    grey 1920x1080 canvases (one photo per 240x216 cell, cropped round the person where larger). Recall only: the
+    photos' other people are unlabelled. Returns COCO boxes and the canvases by image id."""
+    st = json.loads((DIVERSE / "stanford40" / "person_boxes.json").read_text())
+    box = {a["image_id"]: a["bbox"] for a in st["annotations"]}
+    photos = [im for im in st["images"][::step] if im["id"] in box]
+    rng = np.random.default_rng(seed)
+    cols, rows, cw, ch = 8, 5, 240, 216
+    images: dict[int, np.ndarray] = {}
+    anns: list[dict] = []
+    for m in range(0, len(photos), cols * rows):
+        canvas = np.full((rows * ch, cols * cw, 3), 114, np.uint8)
+        for k, im in enumerate(photos[m : m + cols * rows]):
+            bx, by, bw, bh = box[im["id"]]
+            s = float(np.exp(rng.uniform(np.log(30), np.log(150)))) / bh
+            img = cv2.imread(str(DIVERSE / "stanford40" / "images" / im["file_name"]))
+            img = cv2.resize(img, (max(1, round(img.shape[1] * s)), max(1, round(img.shape[0] * s))),
+                             interpolation=cv2.INTER_AREA)  # fmt: skip
+            # crop a cell-sized window round the person's centre (the whole photo where it fits)
+            cx, cy = (bx + bw / 2) * s, (by + bh / 2) * s
+            x0 = int(np.clip(round(cx - cw / 2), 0, max(0, img.shape[1] - cw)))
+            y0 = int(np.clip(round(cy - ch / 2), 0, max(0, img.shape[0] - ch)))
+            part = img[y0 : y0 + ch, x0 : x0 + cw]
+            ox = (k % cols) * cw + (cw - part.shape[1]) // 2
+            oy = (k // cols) * ch + (ch - part.shape[0]) // 2
+            canvas[oy : oy + part.shape[0], ox : ox + part.shape[1]] = part
+            x1, y1 = max(bx * s - x0, 0) + ox, max(by * s - y0, 0) + oy
+            x2 = min((bx + bw) * s - x0, part.shape[1]) + ox
+            y2 = min((by + bh) * s - y0, part.shape[0]) + oy
+            anns.append({"id": len(anns) + 1, "image_id": m + 1, "category_id": 1, "iscrowd": 0,
+                         "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1)})  # fmt: skip
+        images[m + 1] = canvas
+    gt = {"images": [{"id": i, "width": 1920, "height": 1080} for i in images], "annotations": anns,
+          "categories": [{"id": 1, "name": "person"}]}  # fmt: skip
+    return gt, images
+
+
 def size_latency(v: Variant, frame: np.ndarray, repeats: int) -> dict[str, dict[str, float]]:
     """ms per frame at the usual camera sizes (a lab frame resized: the cost depends on the size, not the scene)."""
     det = v.build(v.operating_score)
@@ -270,9 +344,13 @@ def size_latency(v: Variant, frame: np.ndarray, repeats: int) -> dict[str, dict[
 def diverse_markdown(rows: list[dict]) -> str:
     sets = list(rows[0]["diverse"])
     head = (
-        "\n\nPeople-diverse human boxes (`../shared/data/people-diverse`, never trained on by the detector; Stanford 40:"
-        f" one box per photo, recall only; small: box < {SMALL_PX} px tall; dark: mean luma < {DARK_LUMA}), recall at"
-        " the operating score, IoU 0.5 (persons), and ms per frame at camera sizes:\n\n"
+        "\n\nFull-size frames and people-diverse human boxes (`../shared/data/people-diverse`, never trained on by the"
+        " detector), recall at the operating score, IoU 0.5 (persons), and ms per frame at camera sizes. Lab val"
+        " 1088x1920: the val frames with complete labels decoded at the camera's own size (precision too: where tiles"
+        " could add false persons); small people on 1920x1080: Stanford 40 photos scaled so the labelled person is"
+        " 30-150 px tall, 40 to a full-HD canvas (`mosaics`; recall only); Stanford 40: one box per photo, recall"
+        f" only; small: box < {SMALL_PX} px tall; dark: mean luma < {DARK_LUMA}. Tiles run on frames with a long side"
+        " >= 1280 only (the lab and canvas frames and the 1280x720 / 1920x1080 timings; not the photos):\n\n"
         "| detector | " + " | ".join(sets) + " | ms p50 640x480 | 1280x720 | 1920x1080 |\n"
         "|---|" + "---|" * (len(sets) + 3) + "\n"
     )
@@ -317,10 +395,12 @@ def main(argv: list[str] | None = None) -> int:
     rows = [evaluate(v, gt, images, hd, 1 if a.quick else a.repeats) for v in vs]
     if not a.no_diverse:
         sets = diverse_sets(50 if a.quick else 1)
+        extra = {"lab val 1088x1920, complete labels": lab_fullsize(gt), "small people on 1920x1080": mosaics(
+            40 if a.quick else 4)}  # fmt: skip
         for v, r in zip(vs, rows, strict=True):
             if v.name.startswith("HOG"):
                 continue
-            r["diverse"] = diverse_recall(v, sets)
+            r["diverse"] = diverse_recall(v, sets, extra)
             r["sizes_ms"] = size_latency(v, hd[0], 1 if a.quick else a.repeats)
             print(r["detector"], r["diverse"], flush=True)
     from bench.__main__ import cpu_model

@@ -29,6 +29,8 @@ from okpose.core.topdown import TopDown, person_score
 from okpose.core.types import Detections, Poses
 from okpose.detect import Detector, DetectorConfig, build_detector
 from okpose.detect.detectors import CandidateDetector
+from okpose.detect.nanodet import nms_xyxy
+from okpose.detect.tiles import TILE_MIN_SIDE, drop_covered, merge_tiles, scale_windows, tile_windows
 from okpose.imageio import DECODE_MIN_SIDE, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, decode_image
 from okpose.pose import load_pose_model
 from okpose.track.matching import assign
@@ -40,6 +42,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("okpose")
 F32 = npt.NDArray[np.float32]
+MAX_TILES = 6
+TILE_PAUSE_FRAMES = (30, 480)  # a tiled stream whose tiles found no small person pauses them, doubling, up to 16 s
+SMALL_SHARE = 1 / 8  # a "small" person for tiling: box height under this share of the frame's
 STAGES = ("queue", "decode", "detect", "crop", "pose", "decode_heatmaps", "track")
 
 
@@ -60,6 +65,9 @@ class PipelineOptions:
     # streams, detector frames: detections scoring from this up to the detector's own threshold are kept where they
     # continue a tracked person (ByteTrack's second association); at or above the detector's threshold: off
     rescue_score: float = 0.1
+    # frames with a long side >= TILE_MIN_SIDE: the detector also runs on a tiles x tiles grid of overlapping tiles
+    # (small people); streams: one tile per frame in turn, paused while tiles find no small person; 0 or 1: off
+    tiles: int = 3
 
     def __post_init__(self) -> None:
         for name in ("keypoint_threshold", "pose_score_threshold", "rescue_score"):
@@ -69,6 +77,8 @@ class PipelineOptions:
             raise ValueError(f"max_persons must be in [1, 200], got {self.max_persons}")
         if not 1 <= self.detect_interval <= 300:
             raise ValueError(f"detect_interval must be in [1, 300], got {self.detect_interval}")
+        if not 0 <= self.tiles <= MAX_TILES:
+            raise ValueError(f"tiles must be in [0, {MAX_TILES}], got {self.tiles}")
 
     def replace(self, **changes: Any) -> PipelineOptions:
         return PipelineOptions(**{**asdict(self), **changes})
@@ -92,6 +102,7 @@ class Result:
     pose_model: str = ""
     video_priors: int = 0  # persons whose previous pose the video model read
     rescued: int = 0  # detections below the detector's threshold kept because they continue a track
+    tiles: int = 0  # detector tiles run on this frame (small people; ``PipelineOptions.tiles``)
 
     def __len__(self) -> int:
         return len(self.boxes)
@@ -144,6 +155,10 @@ class Stream:
     tracker: PoseFlowTracker
     frame: int = 0  # frames processed so far
     last_detect: int = -1_000_000  # frame index of the last detector run
+    tile_turn: int = 0  # tiled frames: the next tile to run (one per frame, in turn)
+    tile_idle: int = 0  # tile runs in a row that found no small person
+    tile_resume: int = 0  # tiles pause (after a whole round found no small person) until this frame
+    tile_pause: int = TILE_PAUSE_FRAMES[0]  # the next pause's length (doubles up to TILE_PAUSE_FRAMES[1])
 
     def tracks_to_follow(self, detect_interval: int) -> list[Track]:
         """On a skip frame (the detector ran fewer than ``detect_interval`` frames ago), the confirmed tracks seen
@@ -152,6 +167,36 @@ class Stream:
         if self.frame - self.last_detect >= detect_interval:
             return []
         return [t for t in self.tracker.seen_since(self.last_detect) if t.confirmed]
+
+    def tracks_to_keep(self, n_tiles: int, detect_interval: int) -> list[Track]:
+        """Tiled streams: the confirmed tracks matched on the previous frame whose last detector box (whole frame
+        or tile) is at most ``tile_follow_frames`` old, followed on every frame until a detector box takes them
+        (a person only a tile finds is missed by the whole-frame detector in between)."""
+        limit = tile_follow_frames(n_tiles, detect_interval)
+        return [t for t in self.tracker.tracks if t.confirmed and t.last_frame == self.frame - 1
+                and self.frame - t.last_detected <= limit]  # fmt: skip
+
+    def tile_due(self) -> bool:
+        return self.frame >= self.tile_resume
+
+    def tile_ran(self, found_small: bool, n_tiles: int) -> None:
+        """Book one tile run: a round of ``n_tiles`` runs without a small person pauses tiling (doubling pauses);
+        a small person resets it."""
+        self.tile_turn = (self.tile_turn + 1) % n_tiles
+        if found_small:
+            self.tile_idle, self.tile_pause = 0, TILE_PAUSE_FRAMES[0]
+            return
+        self.tile_idle += 1
+        if self.tile_idle >= n_tiles:
+            self.tile_resume, self.tile_idle = self.frame + self.tile_pause, 0
+            self.tile_pause = min(2 * self.tile_pause, TILE_PAUSE_FRAMES[1])
+
+
+def tile_follow_frames(n_tiles: int, detect_interval: int) -> int:
+    """How long a tiled stream follows a confirmed track without a detector box: two rounds of tiles (which run
+    on the frames between whole-frame detections) and one detector interval."""
+    per_round = n_tiles if detect_interval == 1 else -(-n_tiles * detect_interval // (detect_interval - 1))
+    return 2 * per_round + detect_interval
 
 
 def second_association(
@@ -317,16 +362,25 @@ class Pipeline:
         w, h = size_wh or (image.shape[1], image.shape[0])
         to_px = np.array([1 / sx, 1 / sy, 1 / sx, 1 / sy], np.float32)
         # 1. person boxes: the given ones, the stream's tracks (skip frames), or the detector
-        followed: list[Track] = []
+        rows: list[Track | None] = []  # the track each box row was cropped for (None: a detector or given box)
         detector_ran = False
-        rescued = 0
+        rescued = tiled = 0
+        lost_means_detect = True  # a followed person not re-found: run the detector on the next frame
+        windows = self._tiles(opts, (w, h), (sx, sy), image)
         if boxes is not None:
             given = given_boxes(boxes, (w, h))
             dets = Detections(given, np.ones(len(given), np.float32))
+        elif stream is not None and len(windows):
+            dets, rows, detector_ran, rescued, tiled = self._tiled_stream(image, stream, opts, now, to_px, (w, h),
+                                                                          windows)  # fmt: skip
+            lost_means_detect = not detector_ran
         else:
             followed = stream.tracks_to_follow(opts.detect_interval) if stream is not None else []
             if stream is not None and followed:
-                dets = self._follow(stream.tracker, followed, now, (w, h))
+                dets, rows = self._follow(stream.tracker, followed, now, (w, h)), list(followed)
+            elif stream is None and len(windows):  # a single large image: the whole frame and every tile
+                found = merge_tiles(image, self.detector(image), windows, self.detector, self._nms_iou())
+                dets, detector_ran, tiled = Detections(found.xyxy / to_px, found.scores), True, len(windows)
             else:
                 dets, rescued = self._detect(image, stream, opts, now, to_px, (w, h))
                 detector_ran = True
@@ -334,7 +388,8 @@ class Pipeline:
                     stream.last_detect = stream.frame
         order = np.argsort(-dets.scores, kind="stable")[: opts.max_persons]
         xyxy, det_scores = dets.xyxy[order], dets.scores[order]
-        followed = [followed[i] for i in order] if followed else []
+        rows = [rows[i] for i in order] if rows else [None] * len(order)
+        followed = [t for t in rows if t is not None]
         clock.lap("detect")
         # 2. one batched pose call for every crop (video mode: with each tracked person's previous pose)
         video = stream is not None and opts.video_mode and self.video is not None
@@ -344,7 +399,7 @@ class Pipeline:
         if len(xyxy):
             x, mats = runner.preprocess(image, xyxy * to_px)
             if video and stream is not None and self.video_infer is not None:
-                previous = self._previous_poses(stream.tracker, followed, xyxy, now, runner)
+                previous = self._previous_poses(stream.tracker, rows, xyxy, now, runner)
                 priors = int((previous[..., 2] > 0).any(axis=1).sum())
                 previous[..., 0] /= sx  # image pixels -> the decoded pixels the crops come from
                 previous[..., 1] /= sy
@@ -363,18 +418,16 @@ class Pipeline:
         # 3. one definition of a person's box and score on every frame
         if followed:
             thr = opts.keypoint_threshold
-            xyxy = np.stack(
-                [
-                    follow_box(t.box, t.keypoints, kp.astype(np.float64), thr)
-                    for t, kp in zip(followed, kps, strict=True)
-                ]
-            ).astype(np.float32)
+            xyxy = xyxy.copy()
+            for i, (t, kp) in enumerate(zip(rows, kps, strict=True)):
+                if t is not None:
+                    xyxy[i] = follow_box(t.box, t.keypoints, kp.astype(np.float64), thr)
             xyxy = clip_boxes(xyxy, (w, h)).astype(np.float32) if len(xyxy) else xyxy
         scores = person_score(kps, opts.keypoint_threshold) * np.sqrt(np.clip(det_scores, 0.0, 1.0))
         keep = np.flatnonzero(scores >= opts.pose_score_threshold)
         poses = Poses(kps[keep], xyxy[keep], scores[keep])
         det_scores = det_scores[keep]
-        origins = np.array([t.id for t in followed], np.int64)[keep] if followed else None
+        origins = np.array([0 if t is None else t.id for t in rows], np.int64)[keep] if followed else None
         clock.lap("decode_heatmaps")
         # 4. tracking (streams only)
         ids: npt.NDArray[np.int64] | None = None
@@ -392,7 +445,7 @@ class Pipeline:
                 origins=origins,
             )
             poses, ids = tracked.poses, tracked.track_ids
-            if followed and not {t.id for t in followed} <= set(ids.tolist()):
+            if followed and lost_means_detect and not {t.id for t in followed} <= set(ids.tolist()):
                 stream.last_detect = -1_000_000  # a followed person was not re-found: detector on the next frame
             frame = stream.frame
             stream.frame += 1
@@ -412,6 +465,7 @@ class Pipeline:
             pose_model=f"{runner.spec.name} {runner.spec.version}",
             video_priors=priors,
             rescued=rescued,
+            tiles=tiled,
         )
 
     def track(
@@ -466,34 +520,96 @@ class Pipeline:
         out_scores[len(high) :] = threshold
         return Detections(xyxy[keep].astype(np.float32), out_scores), len(taken)
 
+    def _tiles(
+        self, opts: PipelineOptions, wh: tuple[int, int], scale_xy: tuple[float, float], image: npt.NDArray[np.uint8]
+    ) -> npt.NDArray[np.int64]:
+        """This frame's tile windows in the pixels the detector sees (none: small frames, ``tiles`` < 2)."""
+        win = tile_windows(wh, opts.tiles, TILE_MIN_SIDE)
+        return scale_windows(win, scale_xy, (image.shape[1], image.shape[0])) if len(win) else win
+
+    def _tile_detections(self, image: npt.NDArray[np.uint8], windows: npt.ArrayLike, to_px: F32) -> Detections:
+        """The detector on each of ``windows`` (decoded pixels), cut persons dropped, merged; in image pixels."""
+        found = merge_tiles(image, Detections.empty(), windows, self.detector, self._nms_iou())
+        return Detections(found.xyxy / to_px, found.scores)
+
+    def _nms_iou(self) -> float:
+        return float(getattr(self.detector, "nms_iou", 0.6))
+
+    def _tiled_stream(
+        self,
+        image: npt.NDArray[np.uint8],
+        stream: Stream,
+        opts: PipelineOptions,
+        now: float,
+        to_px: F32,
+        wh: tuple[int, int],
+        windows: npt.NDArray[np.int64],
+    ) -> tuple[Detections, list[Track | None], bool, int, int]:
+        """A large frame of a stream: the whole-frame detector every ``detect_interval`` frames, one tile on the
+        frames between (while tiles find small people; paused otherwise), and the tracks kept on every frame
+        that no detector box took. Returns the boxes, the track of each (None: a detector box), whether the
+        whole-frame detector ran, how many boxes the second association rescued, and the tiles run."""
+        interval = opts.detect_interval
+        kept = stream.tracks_to_keep(len(windows), interval)
+        predicted = self._follow(stream.tracker, kept, now, wh) if kept else Detections.empty()
+        turn_come = stream.frame - stream.last_detect >= interval
+        whole = turn_come or not kept  # nobody to keep: the whole frame on every frame, as untiled streams do
+        dets, rescued, n_tiles = Detections.empty(), 0, 0
+        if whole:
+            dets, rescued = self._detect(image, stream, opts, now, to_px, wh)
+            stream.last_detect = stream.frame
+        if stream.tile_due() and (not turn_come or interval == 1):
+            turn = stream.tile_turn % len(windows)
+            found = self._tile_detections(image, windows[turn : turn + 1], to_px)
+            # a tile box that is part of a person the frame has is dropped; one that finds a kept person again
+            # (IoU >= 0.5) is that person's detector box (it refreshes the track)
+            found = drop_covered(found, np.concatenate([dets.xyxy, predicted.xyxy]), same_iou=0.5)
+            heights = found.xyxy[:, 3] - found.xyxy[:, 1]
+            stream.tile_ran(bool((heights < SMALL_SHARE * wh[1]).any()), len(windows))
+            n_tiles = 1
+            if len(found):
+                xyxy = np.concatenate([dets.xyxy, found.xyxy]).astype(np.float32)
+                scores = np.concatenate([dets.scores, found.scores]).astype(np.float32)
+                keep = nms_xyxy(xyxy, scores, self._nms_iou())
+                dets = Detections(xyxy[keep], scores[keep])
+        rows: list[Track | None] = [None] * len(dets)
+        if kept:
+            free = box_iou(predicted.xyxy, dets.xyxy).max(axis=1) < 0.3 if len(dets) else np.ones(len(kept), bool)
+            if free.any():
+                dets = Detections(np.concatenate([dets.xyxy, predicted.xyxy[free]]),
+                                  np.concatenate([dets.scores, predicted.scores[free]]))  # fmt: skip
+                rows += [t for t, f in zip(kept, free.tolist(), strict=True) if f]
+        return dets, rows, whole, rescued, n_tiles
+
     def _follow(self, tracker: PoseFlowTracker, tracks: list[Track], now: float, wh: tuple[int, int]) -> Detections:
         """Crop boxes for a skip frame: each followed track's box moved to this frame's time."""
         boxes = clip_boxes(tracker.predict(tracks, now)[0], wh).astype(np.float32)
         return Detections(boxes, np.array([t.det_score for t in tracks], np.float32))
 
     def _previous_poses(
-        self, tracker: PoseFlowTracker, followed: list[Track], xyxy: F32, now: float, runner: TopDown
+        self, tracker: PoseFlowTracker, rows: list[Track | None], xyxy: F32, now: float, runner: TopDown
     ) -> F32:
-        """Each crop's previous pose (N, K, 3) in image pixels, zeros where there is none: on a skip frame the
-        followed track's; on a detector frame the recent track whose predicted box overlaps the detection
-        most (IoU >= 0.3, one detection per track). Poses older than the model's ``max_age_s`` are not used."""
+        """Each crop's previous pose (N, K, 3) in image pixels, zeros where there is none: a crop cut for a
+        followed track gets that track's; a detector box the recent track (not followed on this frame) whose
+        predicted box overlaps it most (IoU >= 0.3, one box per track). Poses older than the model's
+        ``max_age_s`` are not used."""
         assert runner.prior is not None
         out = np.zeros((len(xyxy), runner.spec.num_keypoints, 3), np.float32)
         max_age = runner.prior.max_age_s
-        if followed:
-            for i, t in enumerate(followed):
-                if now - t.last_time <= max_age:
-                    out[i] = t.keypoints
+        for i, t in enumerate(rows):
+            if t is not None and now - t.last_time <= max_age:
+                out[i] = t.keypoints
+        free = [i for i, t in enumerate(rows) if t is None]
+        taken = {t.id for t in rows if t is not None}
+        recent = [t for t in tracker.tracks if now - t.last_time <= max_age and t.id not in taken]
+        if not recent or not free:
             return out
-        recent = [t for t in tracker.tracks if now - t.last_time <= max_age]
-        if not recent or not len(xyxy):
-            return out
-        iou = box_iou(xyxy, tracker.predict(recent, now)[0])
-        for _ in range(min(len(xyxy), len(recent))):
+        iou = box_iou(xyxy[free], tracker.predict(recent, now)[0])
+        for _ in range(min(len(free), len(recent))):
             d, r = (int(v) for v in np.unravel_index(int(np.argmax(iou)), iou.shape))
             if iou[d, r] < 0.3:
                 break
-            out[d] = recent[r].keypoints
+            out[free[d]] = recent[r].keypoints
             iou[d, :] = -1.0
             iou[:, r] = -1.0
         return out

@@ -30,6 +30,16 @@ RescueScore = Annotated[
         "continue a tracked person (ByteTrack's second association); at or above the detector's threshold: off",
     ),
 ]
+Tiles = Annotated[
+    int,
+    Field(
+        ge=0,
+        le=6,
+        description="frames with a long side of 1280 px or more: the detector also runs on an N x N grid of "
+        "overlapping tiles, for small people (streams: one tile per frame in turn, paused while tiles find no "
+        "small person; single images: every tile); 0 or 1: off",
+    ),
+]
 VideoMode = Annotated[
     bool,
     Field(
@@ -47,6 +57,7 @@ class _Defaults(Protocol):
     smoothing: bool
     video_mode: bool
     rescue_score: float
+    tiles: int
 
 
 class Options(BaseModel):
@@ -60,6 +71,7 @@ class Options(BaseModel):
     smoothing: Smoothing
     video_mode: VideoMode
     rescue_score: RescueScore
+    tiles: Tiles
 
     @classmethod
     def from_settings(cls, s: _Defaults) -> Options:
@@ -81,6 +93,7 @@ class OptionsUpdate(BaseModel):
     smoothing: Smoothing | None = None
     video_mode: VideoMode | None = None
     rescue_score: RescueScore | None = None
+    tiles: Tiles | None = None
 
     def changes(self) -> dict[str, Any]:
         """The option fields set (subclasses may carry other fields: those are not options)."""

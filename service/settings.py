@@ -19,6 +19,7 @@ from service.options import (
     PoseScoreThreshold,
     RescueScore,
     Smoothing,
+    Tiles,
     VideoMode,
 )
 
@@ -68,6 +69,7 @@ class Settings(BaseSettings):
     # off: video mode did not beat the per-frame student (docs/video.md)
     video_mode: VideoMode = PipelineOptions.video_mode
     rescue_score: RescueScore = PipelineOptions.rescue_score
+    tiles: Tiles = PipelineOptions.tiles
     flip_test: bool = False
 
     max_image_bytes: int = Field(MAX_IMAGE_BYTES, ge=1024, le=256 * 1024 * 1024)

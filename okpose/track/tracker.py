@@ -88,7 +88,12 @@ class Track:
     smooth_x: F64 | None = None  # One-Euro state (K, 2), (K, 2)
     smooth_dx: F64 | None = None
     overlaps: dict[int, int] = field(default_factory=dict)  # other track id -> consecutive overlapping frames
-    detections: int = 1  # detector frames (no ``origins``) this track was matched on, its birth included
+    detections: int = 1  # detector boxes (origin 0) this track was matched to, its birth included
+    last_detected: int = -1  # the last frame a detector box (origin 0) was matched to it (its birth: that frame)
+
+    def __post_init__(self) -> None:
+        if self.last_detected < 0:
+            self.last_detected = self.last_frame
 
     @property
     def confirmed(self) -> bool:
@@ -296,7 +301,9 @@ class PoseFlowTracker:
                 t.smooth_x, t.smooth_dx = (x[j], dx[j]) if smoothing else (None, None)
                 t.keypoints, t.box, t.det_score = kps[col], boxes[col], float(dets[col])
                 t.last_frame, t.last_time = frame, t_now
-                t.detections += origins is None
+                if origin[col] == 0:
+                    t.detections += 1
+                    t.last_detected = frame
                 # the appearance model: refreshed when this frame's histogram was needed anyway, and every
                 # ``appearance_every`` frames otherwise (staggered over tracks)
                 if hists is not None and (hists.done[col] or (frame + t.id) % c.appearance_every == 0):

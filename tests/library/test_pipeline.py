@@ -149,7 +149,8 @@ def test_a_person_scored_low_for_a_moment_keeps_their_track(pipe: okpose.Pipelin
     region = first.boxes[np.argsort(first.boxes[:, 0])[1]]  # the middle person
     det = _Fading(pipe.detector, region, range(6, 10))
     mine = okpose.Pipeline(pipe.pose, det, video=False, warmup=False)
-    opts = okpose.PipelineOptions(detect_interval=1, rescue_score=rescue)
+    # tiles off: this is the whole-frame detector's second association (a tiled stream also keeps its tracks)
+    opts = okpose.PipelineOptions(detect_interval=1, rescue_score=rescue, tiles=0)
     stream = mine.stream()
     ids, rescued = [], []
     for img in frames:

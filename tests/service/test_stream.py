@@ -99,21 +99,25 @@ def test_bad_messages_get_errors_and_stream_continues(server, multi_frames):
             m4 = await _recv(ws)
             await ws.send(noise_jpeg()[:100])  # frame 1: truncated JPEG
             m5 = await _recv(ws)
-            await ws.send(json.dumps({"type": "config", "detect_interval": 1, "rescue_score": 0.2}))
+            await ws.send(json.dumps({"type": "config", "detect_interval": 1, "rescue_score": 0.2, "tiles": 2}))
             m6 = await _recv(ws)
             await ws.send(multi_frames[0])  # frame 2: still works
             m7 = await _recv(ws)
             await ws.send(json.dumps({"type": "config", "rescue_score": 1.5}))
             m8 = await _recv(ws)
-            return m1, m2, m3, m4, m5, m6, m7, m8
+            await ws.send(json.dumps({"type": "config", "tiles": 9}))
+            m9 = await _recv(ws)
+            return m1, m2, m3, m4, m5, m6, m7, m8, m9
 
-    m1, m2, m3, m4, m5, m6, m7, m8 = asyncio.run(run())
+    m1, m2, m3, m4, m5, m6, m7, m8, m9 = asyncio.run(run())
     assert m1["type"] == m2["type"] == m3["type"] == "error"
     assert "detect_interval" in m2["error"] and "dance" in m3["error"]
     assert m4 == {"type": "error", "frame": 0, "error": "not a JPEG or PNG image", "dropped": []}
     assert m5["type"] == "error" and m5["frame"] == 1
     assert m6["type"] == "config_ack" and m6["config"]["detect_interval"] == 1 and m6["config"]["rescue_score"] == 0.2
+    assert m6["config"]["tiles"] == 2
     assert m8["type"] == "error" and "rescue_score" in m8["error"]
+    assert m9["type"] == "error" and "tiles" in m9["error"]
     assert m7["type"] == "result" and m7["frame"] == 2 and m7["detector_ran"]
 
 
