@@ -344,7 +344,7 @@ def size_latency(v: Variant, frame: np.ndarray, repeats: int) -> dict[str, dict[
 def diverse_markdown(rows: list[dict]) -> str:
     sets = list(rows[0]["diverse"])
     head = (
-        "\n\nFull-size frames and people-diverse human boxes (`../shared/data/people-diverse`, never trained on by the"
+        "\n\nPeople-diverse human boxes and full-size frames (`../shared/data/people-diverse`, never trained on by the"
         " detector), recall at the operating score, IoU 0.5 (persons), and ms per frame at camera sizes. Lab val"
         " 1088x1920: the val frames with complete labels decoded at the camera's own size (precision too: where tiles"
         " could add false persons); small people on 1920x1080: Stanford 40 photos scaled so the labelled person is"
