@@ -85,20 +85,22 @@ def variants(threads: int, score: float) -> list[Variant]:
             MODELS / file, s, input_size=size, providers="CPUExecutionProvider", threads=threads
         )
 
+    default = nano("nanodet-coco-int8.onnx", 416)
+
+    def tiled(grid: int) -> Variant:
+        name = f"NanoDet int8 @416 + {grid}x{grid} tiles" + (" (default)" if grid == DEFAULT_TILES else "")
+        return Variant(name, lambda s: TiledDetector(default(s), grid), score)
+
     out = [
-        Variant("NanoDet int8 @416 (default)", nano("nanodet-coco-int8.onnx", 416), score),
+        tiled(DEFAULT_TILES),
+        Variant("NanoDet int8 @416, whole frame (streams' detector frames)", default, score),
+        *(tiled(g) for g in (2, 3, 4) if g != DEFAULT_TILES),
         Variant("NanoDet int8 @320 (previous default)", nano("nanodet-coco-int8.onnx", 320), score),
         Variant("NanoDet int8 @512", nano("nanodet-coco-int8.onnx", 512), score),
         Variant("NanoDet int8 @640", nano("nanodet-coco-int8.onnx", 640), score),
     ]
     if (MODELS / "nanodet-coco-fp32.onnx").is_file():
         out.append(Variant("NanoDet fp32 @416", nano("nanodet-coco-fp32.onnx", 416), score))
-    default = out[0].build
-    for grid in (2, 3, 4):
-        name = f"NanoDet int8 @416 + {grid}x{grid} tiles" + (" (default)" if grid == DEFAULT_TILES else "")
-        out.insert(grid - 1, Variant(name, lambda s, g=grid: TiledDetector(default(s), g), score))
-    out[0] = Variant("NanoDet int8 @416, whole frame (streams' detector frames)", default, score)
-    out.insert(0, out.pop(DEFAULT_TILES - 1))
     for kind in ("clahe", "gamma"):
         out.append(Variant(f"NanoDet int8 @416 + {kind} on dark frames", lambda s, k=kind: LowLight(default(s), k),
                            score))  # fmt: skip
@@ -246,15 +248,16 @@ def diverse_sets(step: int) -> list[tuple[str, dict, Path, bool]]:
 
 
 def diverse_recall(
-    v: Variant, sets: list[tuple[str, dict, Path, bool]], extra: dict[str, tuple[dict, dict[int, np.ndarray]]]
+    v: Variant, sets: list[tuple[str, dict, Path, bool]], extra: dict[str, tuple[dict, dict[int, np.ndarray], bool]]
 ) -> dict[str, dict[str, float]]:
     """Recall (and precision where labels are complete) at the operating score, IoU 0.5; Stanford 40 also on its
-    small-person and dark-photo subsets; ``extra``: full-size frame sets (``lab_fullsize``, ``mosaics``)."""
+    small-person and dark-photo subsets; ``extra``: full-size frame sets (``lab_fullsize``, ``mosaics``) with
+    whether their labels are complete."""
     det = v.build(v.operating_score)
     out: dict[str, dict[str, float]] = {}
-    for name, (gt, images) in extra.items():  # full-size frames: where tiles run
+    for name, (gt, images, complete) in extra.items():  # full-size frames: where tiles run
         rp = recall_precision(gt, {i: det(img) for i, img in images.items()}, v.operating_score)
-        out[name] = rp if name.startswith("lab") else {"recall": rp["recall"], "persons": rp["persons"]}
+        out[name] = rp if complete else {"recall": rp["recall"], "persons": rp["persons"]}
     for name, gt, folder, complete in sets:
         for a in gt["annotations"]:
             a.setdefault("iscrowd", 0)
@@ -395,8 +398,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = [evaluate(v, gt, images, hd, 1 if a.quick else a.repeats) for v in vs]
     if not a.no_diverse:
         sets = diverse_sets(50 if a.quick else 1)
-        extra = {"lab val 1088x1920, complete labels": lab_fullsize(gt), "small people on 1920x1080": mosaics(
-            40 if a.quick else 4)}  # fmt: skip
+        extra = {"lab val 1088x1920, complete labels": (*lab_fullsize(gt), True),
+                 "small people on 1920x1080": (*mosaics(40 if a.quick else 4), False)}  # fmt: skip
         for v, r in zip(vs, rows, strict=True):
             if v.name.startswith("HOG"):
                 continue

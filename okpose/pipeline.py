@@ -29,8 +29,7 @@ from okpose.core.topdown import TopDown, person_score
 from okpose.core.types import Detections, Poses
 from okpose.detect import Detector, DetectorConfig, build_detector
 from okpose.detect.detectors import CandidateDetector
-from okpose.detect.nanodet import nms_xyxy
-from okpose.detect.tiles import TILE_MIN_SIDE, drop_covered, merge_tiles, scale_windows, tile_windows
+from okpose.detect.tiles import TILE_MIN_SIDE, drop_covered, merge_tiles, scale_windows, tile_windows, union
 from okpose.imageio import DECODE_MIN_SIDE, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, decode_image
 from okpose.pose import load_pose_model
 from okpose.track.matching import assign
@@ -567,11 +566,7 @@ class Pipeline:
             heights = found.xyxy[:, 3] - found.xyxy[:, 1]
             stream.tile_ran(bool((heights < SMALL_SHARE * wh[1]).any()), len(windows))
             n_tiles = 1
-            if len(found):
-                xyxy = np.concatenate([dets.xyxy, found.xyxy]).astype(np.float32)
-                scores = np.concatenate([dets.scores, found.scores]).astype(np.float32)
-                keep = nms_xyxy(xyxy, scores, self._nms_iou())
-                dets = Detections(xyxy[keep], scores[keep])
+            dets = union(dets, found, self._nms_iou())
         rows: list[Track | None] = [None] * len(dets)
         if kept:
             free = box_iou(predicted.xyxy, dets.xyxy).max(axis=1) < 0.3 if len(dets) else np.ones(len(kept), bool)

@@ -10,15 +10,22 @@ from okpose.core.skeleton import COCO_SIGMAS
 F64 = npt.NDArray[np.float64]
 
 
-def box_iou(a_xyxy: npt.ArrayLike, b_xyxy: npt.ArrayLike) -> F64:
-    """IoU matrix (N, M) between boxes a (N, 4) and b (M, 4), xyxy."""
+def box_intersection(a_xyxy: npt.ArrayLike, b_xyxy: npt.ArrayLike) -> F64:
+    """Intersection areas (N, M) between boxes a (N, 4) and b (M, 4), xyxy."""
     a = np.asarray(a_xyxy, dtype=np.float64).reshape(-1, 4)
     b = np.asarray(b_xyxy, dtype=np.float64).reshape(-1, 4)
     lt = np.maximum(a[:, None, :2], b[None, :, :2])
     rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
     # np.maximum rather than np.clip: same result, a fraction of the call overhead on tiny arrays
     wh = np.maximum(rb - lt, 0.0)
-    inter = wh[..., 0] * wh[..., 1]
+    return np.asarray(wh[..., 0] * wh[..., 1], dtype=np.float64)
+
+
+def box_iou(a_xyxy: npt.ArrayLike, b_xyxy: npt.ArrayLike) -> F64:
+    """IoU matrix (N, M) between boxes a (N, 4) and b (M, 4), xyxy."""
+    a = np.asarray(a_xyxy, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b_xyxy, dtype=np.float64).reshape(-1, 4)
+    inter = box_intersection(a, b)
     sa = np.maximum(a[:, 2:] - a[:, :2], 0.0)
     sb = np.maximum(b[:, 2:] - b[:, :2], 0.0)
     union = (sa[:, 0] * sa[:, 1])[:, None] + (sb[:, 0] * sb[:, 1])[None, :] - inter

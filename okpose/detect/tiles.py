@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from okpose.core.oks import box_iou
+from okpose.core.oks import box_intersection, box_iou
 from okpose.core.types import Detections
 from okpose.detect.nanodet import nms_xyxy
 
@@ -93,9 +93,7 @@ def inside_share(boxes: F32, others: F32) -> npt.NDArray[np.float64]:
     b = np.asarray(others, np.float64).reshape(-1, 4)
     if not len(a) or not len(b):
         return np.zeros(len(a))
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    inter = box_intersection(a, b)
     area = np.maximum(np.prod(a[:, 2:] - a[:, :2], axis=1), 1e-9)
     return np.asarray((inter / area[:, None]).max(axis=1), np.float64)
 
@@ -112,6 +110,16 @@ def drop_covered(
     return tiles if keep.all() else Detections(tiles.xyxy[keep], tiles.scores[keep])
 
 
+def union(a: Detections, b: Detections, nms_iou: float) -> Detections:
+    """``a`` and ``b`` through one NMS (best first); ``a`` as it is when ``b`` is empty."""
+    if not len(b):
+        return a
+    xyxy = np.concatenate([a.xyxy, b.xyxy]).astype(np.float32)
+    scores = np.concatenate([a.scores, b.scores]).astype(np.float32)
+    keep = nms_xyxy(xyxy, scores, nms_iou)
+    return Detections(xyxy[keep], scores[keep])
+
+
 def merge_tiles(
     image: npt.NDArray[np.uint8],
     full: Detections,
@@ -122,7 +130,7 @@ def merge_tiles(
     """``full`` (the whole frame's detections) joined by ``detect(tile_image)`` on each window, tile boxes moved to
     frame pixels, cut persons and parts of ``full``'s persons dropped, then one NMS over all (best first)."""
     h, w = image.shape[:2]
-    boxes, scores = [full.xyxy], [full.scores]
+    boxes, scores = [np.zeros((0, 4), np.float32)], [np.zeros(0, np.float32)]
     for win in np.asarray(windows, np.int64).reshape(-1, 4):
         x1, y1, x2, y2 = (int(v) for v in win)
         if x2 - x1 < 2 or y2 - y1 < 2:
@@ -131,11 +139,8 @@ def merge_tiles(
         if not len(found):
             continue
         xyxy = found.xyxy + np.array([x1, y1, x1, y1], np.float32)
-        whole = ~inner_edge_cut(xyxy, win, (w, h)) & (inside_share(xyxy, full.xyxy) < COVERED_SHARE)
+        whole = ~inner_edge_cut(xyxy, win, (w, h))
         boxes.append(xyxy[whole])
         scores.append(found.scores[whole])
-    xyxy, conf = np.concatenate(boxes).astype(np.float32), np.concatenate(scores).astype(np.float32)
-    if len(xyxy) == len(full):
-        return full
-    keep = nms_xyxy(xyxy, conf, nms_iou)
-    return Detections(xyxy[keep], conf[keep])
+    tiles = drop_covered(Detections(np.concatenate(boxes), np.concatenate(scores)), full.xyxy)
+    return union(full, tiles, nms_iou)

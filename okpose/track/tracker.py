@@ -89,11 +89,7 @@ class Track:
     smooth_dx: F64 | None = None
     overlaps: dict[int, int] = field(default_factory=dict)  # other track id -> consecutive overlapping frames
     detections: int = 1  # detector boxes (origin 0) this track was matched to, its birth included
-    last_detected: int = -1  # the last frame a detector box (origin 0) was matched to it (its birth: that frame)
-
-    def __post_init__(self) -> None:
-        if self.last_detected < 0:
-            self.last_detected = self.last_frame
+    last_detected: int = 0  # the last frame a detector box (origin 0) was matched to it (its birth: that frame)
 
     @property
     def confirmed(self) -> bool:
@@ -317,7 +313,7 @@ class PoseFlowTracker:
             h = hists.get(np.array([col]))[0] if hists is not None else None
             app = h if h is not None and h.any() else None
             self.tracks.append(Track(self._next_id, kps[col], boxes[col], float(dets[col]), frame, t_now,
-                                     appearance=app))  # fmt: skip
+                                     appearance=app, last_detected=frame))  # fmt: skip
             ids[col] = self._next_id
             self._next_id += 1
         # 7c. tracks unseen for longer than the link window end
